@@ -1,0 +1,349 @@
+//! Command-line interface: argument parsing and dispatch to the stages.
+
+use crate::boxbuild::{self, BoxArgs};
+use crate::cluster::{Cluster, Ctx, Method};
+use crate::error::{Error, Result};
+use crate::runner::{DryRun, Duct, Runner};
+use clap::{CommandFactory, Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(name = "clusterlab", version, about = "PostgreSQL test clusters on Vagrant: up in minutes, reset in seconds, a CI matrix in one command")]
+pub struct Cli {
+    /// More logging (-v, -vv); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors and results.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Directory whose files override the built-in templates, by name.
+    #[arg(long, global = true, env = "CLUSTERLAB_TEMPLATES")]
+    pub templates: Option<PathBuf>,
+    /// The cluster's working directory (default: .clusterlab/NAME beside the spec).
+    #[arg(long, global = true)]
+    pub workdir: Option<PathBuf>,
+    /// Print the external commands instead of running them.
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a new, commented cluster spec.
+    New(NewArgs),
+    /// Validate specs and show their plans.
+    Check {
+        #[arg(required = true)]
+        specs: Vec<PathBuf>,
+        /// Print the plan as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Render the Vagrantfile and provisioning scripts into the working directory.
+    Render {
+        spec: PathBuf,
+        /// Output directory (same as --workdir).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Bring the cluster up, provision it, verify it and save its known state.
+    Up {
+        spec: PathBuf,
+        /// Skip the replication check at the end.
+        #[arg(long)]
+        no_verify: bool,
+        /// How to keep the known state (default: snapshot where the provider has them, else data).
+        #[arg(long, value_enum)]
+        baseline: Option<Method>,
+    },
+    /// Show what exists for the cluster and what to do next.
+    Status {
+        spec: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prove replication works: streaming, slots, recovery, and a row reaching every follower.
+    Verify {
+        spec: PathBuf,
+        /// Seconds to wait for replication to settle.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Return every node to the known state saved by `up`, then verify.
+    Reset {
+        spec: PathBuf,
+        #[arg(long, value_enum)]
+        method: Option<Method>,
+        #[arg(long)]
+        no_verify: bool,
+    },
+    /// Remove the machines, snapshots, state and working directory.
+    Destroy { spec: PathBuf },
+    /// Open a shell on a node, or run one command there.
+    Ssh {
+        spec: PathBuf,
+        node: String,
+        #[arg(short, long)]
+        command: Option<String>,
+    },
+    /// Run SQL on a node (default: the leader) as the lab user, from the host.
+    Sql {
+        spec: PathBuf,
+        sql: String,
+        #[arg(long)]
+        node: Option<String>,
+    },
+    /// Run a matrix of clusters (versions x topologies), for CI.
+    Matrix(crate::matrix::MatrixArgs),
+    /// Build offline boxes and images.
+    #[command(subcommand)]
+    Box(BoxCommand),
+    /// Work with the templates.
+    #[command(subcommand)]
+    Templates(TemplatesCommand),
+    /// Print the JSON Schema of cluster specs.
+    Schema,
+    /// Print shell completions.
+    Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BoxCommand {
+    /// Build a box (libvirt) or image (docker) from Debian packages, offline inside.
+    Build(BoxArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplatesCommand {
+    /// Copy the built-in templates into DIR for editing (use with --templates DIR).
+    Export { dir: PathBuf },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct NewArgs {
+    pub name: String,
+    #[arg(long, default_value = "15")]
+    pub version: String,
+    #[arg(long, default_value_t = 2)]
+    pub followers: u32,
+    /// Replication slots (default on).
+    #[arg(long, overrides_with = "no_slots")]
+    pub slots: bool,
+    #[arg(long)]
+    pub no_slots: bool,
+    /// Synchronous replication.
+    #[arg(long)]
+    pub sync: bool,
+    #[arg(long, default_value = "docker", value_parser = ["libvirt", "virtualbox", "docker"])]
+    pub provider: String,
+    #[arg(long, name = "box")]
+    pub box_name: Option<String>,
+    #[arg(long, default_value = "10.42.0.0/24")]
+    pub network: String,
+    /// Where to write it (default: clusters/NAME.yaml if clusters/ exists, else NAME.yaml).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose, cli.quiet);
+    crate::signals::install();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            let code = e.exit_code();
+            eprintln!("{:?}", miette::Report::new(e));
+            code
+        }
+    }
+}
+
+fn init_tracing(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("clusterlab={default},warn")));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
+
+fn load(spec: &Path, cli_workdir: Option<&Path>) -> Result<Cluster> {
+    Cluster::load(spec, cli_workdir)
+}
+
+pub fn run(cli: Cli) -> Result<i32> {
+    let runner: Box<dyn Runner> = if cli.dry_run { Box::new(DryRun) } else { Box::new(Duct) };
+    let ctx = Ctx { runner: runner.as_ref(), quiet: cli.quiet, templates: cli.templates.clone() };
+    let wd = cli.workdir.as_deref();
+    match cli.command {
+        Command::New(args) => new_spec(args, cli.templates.as_deref()),
+        Command::Check { specs, json } => {
+            let mut failed = 0;
+            for s in &specs {
+                match load(s, wd) {
+                    Ok(c) if json => println!("{}", serde_json::to_string_pretty(&c.plan).expect("plan serializes")),
+                    Ok(c) => println!("{}: ok: {}", s.display(), summary(&c)),
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("{:?}", miette::Report::new(e));
+                    }
+                }
+            }
+            Ok(if failed > 0 { 2 } else { 0 })
+        }
+        Command::Render { spec, output } => {
+            let c = load(&spec, output.as_deref().or(wd))?;
+            for p in c.render(cli.templates.as_deref())? {
+                println!("{}", p.display());
+            }
+            Ok(0)
+        }
+        Command::Up { spec, no_verify, baseline } => {
+            load(&spec, wd)?.up(&ctx, !no_verify, baseline)?;
+            Ok(0)
+        }
+        Command::Status { spec, json } => {
+            let c = load(&spec, wd)?;
+            let s = c.status(&ctx);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s).expect("status serializes"));
+            } else {
+                print!("{}", s.text());
+            }
+            Ok(0)
+        }
+        Command::Verify { spec, timeout, json } => {
+            let c = load(&spec, wd)?;
+            c.verify_and_print(&ctx, Duration::from_secs(timeout), json)?;
+            Ok(0)
+        }
+        Command::Reset { spec, method, no_verify } => {
+            load(&spec, wd)?.reset(&ctx, method, !no_verify)?;
+            Ok(0)
+        }
+        Command::Destroy { spec } => {
+            load(&spec, wd)?.destroy(&ctx)?;
+            Ok(0)
+        }
+        Command::Ssh { spec, node, command } => {
+            let c = load(&spec, wd)?;
+            c.plan.node(&node).ok_or_else(|| unknown_node(&c, &node))?;
+            let v = crate::vagrant::Vagrant { runner: ctx.runner, dir: c.workdir.root.clone(), logs: c.workdir.logs(), quiet: ctx.quiet };
+            v.ssh(&node, command.as_deref())
+        }
+        Command::Sql { spec, sql, node } => {
+            let c = load(&spec, wd)?;
+            let n = match &node {
+                Some(name) => c.plan.node(name).ok_or_else(|| unknown_node(&c, name))?,
+                None => c.plan.leader(),
+            };
+            let mut client = crate::verify::connect(n, &c.workdir.lab_password()?, &c.plan, Duration::from_secs(5))?;
+            let messages = client.simple_query(&sql).map_err(|e| Error::Verify(format!("{}: {e}", n.name)))?;
+            for m in messages {
+                if let postgres::SimpleQueryMessage::Row(row) = m {
+                    let cols: Vec<&str> = (0..row.len()).map(|i| row.get(i).unwrap_or("")).collect();
+                    println!("{}", cols.join("\t"));
+                }
+            }
+            Ok(0)
+        }
+        Command::Matrix(args) => crate::matrix::run(&ctx, &args),
+        Command::Box(BoxCommand::Build(args)) => {
+            let name = boxbuild::build(ctx.runner, &args, cli.templates.as_deref(), cli.quiet)?;
+            println!("{name}");
+            Ok(0)
+        }
+        Command::Templates(TemplatesCommand::Export { dir }) => {
+            for p in crate::render::export(&dir)? {
+                println!("{}", p.display());
+            }
+            Ok(0)
+        }
+        Command::Schema => {
+            println!("{}", crate::spec::json_schema());
+            Ok(0)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "clusterlab", &mut std::io::stdout());
+            Ok(0)
+        }
+    }
+}
+
+fn unknown_node(c: &Cluster, name: &str) -> Error {
+    let names: Vec<&str> = c.plan.nodes.iter().map(|n| n.name.as_str()).collect();
+    Error::usage(format!("cluster {} has no node `{name}`", c.plan.name), format!("nodes: {}", names.join(", ")))
+}
+
+pub fn summary(c: &Cluster) -> String {
+    let p = &c.plan;
+    let nodes: Vec<String> = p
+        .nodes
+        .iter()
+        .map(|n| match &n.upstream {
+            Some(u) => format!("{}<-{}", n.name, u),
+            None => format!("{} (leader)", n.name),
+        })
+        .collect();
+    format!(
+        "{} PostgreSQL {} on {} ({}), {}{}: {}",
+        p.name,
+        p.version,
+        p.provider,
+        p.box_name,
+        if p.sync { "sync" } else { "async" },
+        if p.slots { ", slots" } else { "" },
+        nodes.join(", ")
+    )
+}
+
+fn new_spec(args: NewArgs, templates: Option<&Path>) -> Result<i32> {
+    if !crate::plan::is_hostname(&args.name) {
+        return Err(Error::usage(format!("`{}` is not a valid cluster name", args.name), "use lowercase letters, digits and `-`, starting with a letter"));
+    }
+    let out = args.output.clone().unwrap_or_else(|| {
+        if Path::new("clusters").is_dir() {
+            Path::new("clusters").join(format!("{}.yaml", args.name))
+        } else {
+            PathBuf::from(format!("{}.yaml", args.name))
+        }
+    });
+    if out.exists() && !args.force {
+        return Err(Error::usage(format!("{} already exists", out.display()), "pass --force to overwrite it, or -o another path"));
+    }
+    let major = crate::facts::Major::parse(&args.version)
+        .ok_or_else(|| Error::usage(format!("`{}` is not a PostgreSQL major", args.version), format!("use one of: {}", crate::facts::MAJORS.join(", "))))?;
+    let facts = crate::facts::Facts::for_major(major);
+    let box_name = args.box_name.clone().unwrap_or_else(|| format!("clusterlab/{}-pg{}", facts.debian_suite.unwrap_or("bookworm"), facts.major));
+    let mut ctx = tera::Context::new();
+    ctx.insert("file", &out.display().to_string());
+    ctx.insert("name", &args.name);
+    ctx.insert("version", &facts.major);
+    ctx.insert("box", &box_name);
+    ctx.insert("provider", &args.provider);
+    ctx.insert("network", &args.network);
+    ctx.insert("followers", &(0..args.followers).map(|i| format!("pg{}", i + 2)).collect::<Vec<_>>());
+    ctx.insert("slots", &!args.no_slots);
+    ctx.insert("mode", if args.sync { "sync" } else { "async" });
+    let text = tera::Tera::one_off(&crate::render::template_text("spec.yaml.tera", templates)?, &ctx, false)
+        .map_err(|e| Error::Template { name: "spec.yaml.tera".into(), message: e.to_string() })?;
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    std::fs::write(&out, &text).map_err(|e| Error::io(&out, e))?;
+    // What we write must pass our own check.
+    let c = Cluster::load(&out, None)?;
+    println!("wrote {}: {}", out.display(), summary(&c));
+    Ok(0)
+}

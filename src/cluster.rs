@@ -1,0 +1,349 @@
+//! The verbs that act on a cluster (up, verify, reset, destroy, status), each
+//! an ordered list of steps over the vagrant driver and the provider's fast
+//! paths, recording its phase in state.json as it goes.
+
+use crate::error::{Error, Result};
+use crate::plan::{self, Node, Plan};
+use crate::provider::Provider;
+use crate::render::Renderer;
+use crate::runner::{parallel, Runner};
+use crate::spec::{self, Source, Spec};
+use crate::state::{Lock, State};
+use crate::vagrant::Vagrant;
+use crate::verify::{self, Report};
+use crate::workdir::Workdir;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How the known state is kept and brought back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+pub enum Method {
+    /// Whole-machine snapshots (libvirt, virtualbox).
+    Snapshot,
+    /// A copy of each stopped data directory, restored in place (any provider).
+    Data,
+    /// Both, so either reset method works later.
+    Both,
+}
+
+/// What every operation needs besides the cluster itself.
+pub struct Ctx<'a> {
+    pub runner: &'a dyn Runner,
+    pub quiet: bool,
+    pub templates: Option<PathBuf>,
+}
+
+impl Ctx<'_> {
+    /// A progress line on stderr with the time since `start`.
+    pub fn progress(&self, start: Instant, msg: &str) {
+        if !self.quiet {
+            eprintln!("[{:>6.1}s] {msg}", start.elapsed().as_secs_f64());
+        }
+    }
+}
+
+pub struct Cluster {
+    pub spec: Spec,
+    pub src: Source,
+    pub plan: Plan,
+    pub workdir: Workdir,
+}
+
+impl Cluster {
+    pub fn load(path: &Path, workdir: Option<&Path>) -> Result<Cluster> {
+        let (spec, src) = spec::load(path)?;
+        Cluster::from_parts(spec, src, workdir)
+    }
+
+    pub fn from_parts(spec: Spec, src: Source, workdir: Option<&Path>) -> Result<Cluster> {
+        let plan = plan::build(&spec, &src)?;
+        let workdir = Workdir::new(src.dir(), &plan.name, workdir);
+        Ok(Cluster { spec, src, plan, workdir })
+    }
+
+    pub fn render(&self, templates: Option<&Path>) -> Result<Vec<PathBuf>> {
+        let files = Renderer::new(templates)?.render_plan(&self.plan)?;
+        self.workdir.write(&files, &self.plan)
+    }
+
+    fn vagrant<'a>(&self, ctx: &'a Ctx) -> Vagrant<'a> {
+        Vagrant { runner: ctx.runner, dir: self.workdir.root.clone(), logs: self.workdir.logs(), quiet: ctx.quiet }
+    }
+
+    fn state(&self) -> State {
+        State::load(&self.workdir).unwrap_or_else(|| State {
+            cluster: self.plan.name.clone(),
+            provider: self.plan.provider.into(),
+            phase: "rendered".into(),
+            ..Default::default()
+        })
+    }
+
+    /// Runs `body`; on failure records it (phase failed or interrupted) before returning the error.
+    fn recorded<T>(&self, st: &mut State, body: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
+        let r = body(st);
+        if let Err(e) = &r {
+            st.phase = if matches!(e, Error::Interrupted(_)) || crate::signals::requested() { "interrupted" } else { "failed" }.into();
+            st.error = Some(e.to_string());
+            let _ = st.save(&self.workdir);
+        }
+        r
+    }
+
+    pub fn up(&self, ctx: &Ctx, verify: bool, baseline: Option<Method>) -> Result<()> {
+        let start = Instant::now();
+        let _lock = Lock::acquire(&self.workdir, &self.plan.name, "up")?;
+        self.render(ctx.templates.as_deref())?;
+        let mut st = self.state();
+        let vagrant = self.vagrant(ctx);
+        let provider = self.provider(ctx, &vagrant);
+        self.recorded(&mut st, |st| {
+            st.enter(&self.workdir, "up", "starting", None)?;
+            ctx.progress(start, &format!("starting {} {} machines", self.plan.nodes.len(), self.plan.provider));
+            vagrant.up_no_provision(self.plan.provider)?;
+            for wave in self.plan.waves() {
+                interrupted("up")?;
+                let names: Vec<&str> = wave.iter().map(|n| n.name.as_str()).collect();
+                st.enter(&self.workdir, "up", "provisioning", Some(&names.join(", ")))?;
+                ctx.progress(start, &format!("provisioning {}", names.join(", ")));
+                parallel(&wave, |n| vagrant.provision(&n.name))?;
+            }
+            if verify {
+                interrupted("up")?;
+                st.enter(&self.workdir, "up", "verifying", None)?;
+                self.verify_and_print(ctx, Duration::from_secs(60), false)?;
+            }
+            if ctx.runner.is_real() {
+                let method = baseline.unwrap_or(if provider.has_snapshots() { Method::Snapshot } else { Method::Data });
+                interrupted("up")?;
+                st.enter(&self.workdir, "up", "baseline", None)?;
+                ctx.progress(start, &format!("saving the known state ({})", method_name(method)));
+                self.save_baseline(&provider, method)?;
+                st.baseline = Some(method_name(method).into());
+            }
+            st.enter(&self.workdir, "up", "ready", None)?;
+            ctx.progress(start, &format!("cluster {} is up", self.plan.name));
+            Ok(())
+        })
+    }
+
+    fn provider<'a>(&'a self, ctx: &'a Ctx, vagrant: &'a Vagrant<'a>) -> Provider<'a> {
+        Provider { runner: ctx.runner, plan: &self.plan, workdir: &self.workdir, vagrant }
+    }
+
+    fn save_baseline(&self, p: &Provider, method: Method) -> Result<()> {
+        if matches!(method, Method::Snapshot | Method::Both) {
+            if !p.has_snapshots() {
+                return Err(Error::usage(format!("the {} provider has no snapshots", p.kind()), "use `--baseline data`"));
+            }
+        }
+        if matches!(method, Method::Data | Method::Both) {
+            // Leader first: a fast shutdown sends its final checkpoint to the
+            // connected followers, so the saved copies agree with each other.
+            for wave in self.plan.waves() {
+                parallel(&wave, |n| p.exec(n, &["clusterlab-pg", "stop"]).map(drop))?;
+            }
+            parallel(&self.plan.nodes, |n| p.exec(n, &["clusterlab-pg", "save"]).map(drop))?;
+            self.start_in_order(p)?;
+        }
+        if matches!(method, Method::Snapshot | Method::Both) {
+            p.save_snapshots()?;
+        }
+        Ok(())
+    }
+
+    fn start_in_order(&self, p: &Provider) -> Result<()> {
+        for wave in self.plan.waves() {
+            parallel(&wave, |n: &&Node| p.exec(n, &["clusterlab-pg", "start"]).map(drop))?;
+        }
+        Ok(())
+    }
+
+    pub fn verify_and_print(&self, ctx: &Ctx, timeout: Duration, json: bool) -> Result<Report> {
+        let password = self.workdir.lab_password()?;
+        let report = verify::verify(&self.plan, &password, timeout);
+        if json {
+            println!("{}", serde_json::to_string_pretty(&report).expect("report serializes"));
+        } else if !ctx.quiet || !report.ok {
+            print!("{}", report.table());
+            println!("{} in {} ms", if report.ok { "replication OK" } else { "replication BROKEN" }, report.elapsed_ms);
+        }
+        report.into_result()
+    }
+
+    pub fn reset(&self, ctx: &Ctx, method: Option<Method>, verify: bool) -> Result<()> {
+        let start = Instant::now();
+        let _lock = Lock::acquire(&self.workdir, &self.plan.name, "reset")?;
+        let mut st = self.state();
+        let Some(baseline) = st.baseline.clone() else {
+            return Err(Error::usage(
+                format!("cluster {} has no known state to go back to (phase: {})", self.plan.name, st.phase),
+                "`clusterlab up SPEC` brings the cluster up and saves its known state",
+            ));
+        };
+        let vagrant = self.vagrant(ctx);
+        let provider = self.provider(ctx, &vagrant);
+        let method = match method {
+            Some(Method::Both) => return Err(Error::usage("reset uses one method", "use `--method snapshot` or `--method data`")),
+            Some(m) => m,
+            None if baseline == "data" => Method::Data,
+            None => Method::Snapshot,
+        };
+        if method == Method::Snapshot && baseline == "data" {
+            return Err(Error::usage(
+                "the known state was saved as data-directory copies, not snapshots",
+                "use `clusterlab reset --method data`, or `clusterlab up --baseline both` to have both",
+            ));
+        }
+        if method == Method::Data && baseline == "snapshot" {
+            return Err(Error::usage(
+                "no data-directory copies were saved at `up`",
+                "use `--method snapshot`, or `clusterlab up --baseline both` to have both",
+            ));
+        }
+        self.recorded(&mut st, |st| {
+            st.enter(&self.workdir, "reset", "resetting", Some(method_name(method)))?;
+            match method {
+                Method::Snapshot => provider.restore_snapshots()?,
+                _ => {
+                    parallel(&self.plan.nodes, |n| p_exec(&provider, n, "stop"))?;
+                    parallel(&self.plan.nodes, |n| p_exec(&provider, n, "restore"))?;
+                    self.start_in_order(&provider)?;
+                }
+            }
+            ctx.progress(start, &format!("restored the known state ({})", method_name(method)));
+            if verify {
+                st.enter(&self.workdir, "reset", "verifying", None)?;
+                self.verify_and_print(ctx, Duration::from_secs(60), false)?;
+            }
+            st.enter(&self.workdir, "reset", "ready", None)?;
+            ctx.progress(start, "reset done");
+            Ok(())
+        })
+    }
+
+    pub fn destroy(&self, ctx: &Ctx) -> Result<()> {
+        let start = Instant::now();
+        let lock = Lock::acquire(&self.workdir, &self.plan.name, "destroy")?;
+        let mut st = self.state();
+        let vagrant = self.vagrant(ctx);
+        let provider = self.provider(ctx, &vagrant);
+        self.recorded(&mut st, |st| {
+            st.enter(&self.workdir, "destroy", "destroying", None)?;
+            if self.workdir.path("Vagrantfile").is_file() {
+                ctx.progress(start, "vagrant destroy");
+                vagrant.destroy()?;
+            }
+            for what in provider.remove_leftovers()? {
+                ctx.progress(start, &format!("removed leftover {what}"));
+            }
+            Ok(())
+        })?;
+        drop(lock);
+        if ctx.runner.is_real() {
+            std::fs::remove_dir_all(&self.workdir.root).map_err(|e| Error::io(&self.workdir.root, e))?;
+        }
+        ctx.progress(start, &format!("cluster {} destroyed", self.plan.name));
+        Ok(())
+    }
+
+    pub fn status(&self, ctx: &Ctx) -> StatusReport {
+        let st = State::load(&self.workdir);
+        let machines = if st.is_some() {
+            let vagrant = self.vagrant(ctx);
+            self.provider(ctx, &vagrant).machine_states()
+        } else {
+            Vec::new()
+        };
+        let nodes = self
+            .plan
+            .nodes
+            .iter()
+            .map(|n| NodeStatus {
+                node: n.name.clone(),
+                role: n.role.into(),
+                address: n.address.clone(),
+                upstream: n.upstream.clone(),
+                machine: n.machine.clone(),
+                state: machines.iter().find(|(m, _)| m == &n.name).map(|(_, s)| s.clone()).unwrap_or_else(|| "not created".into()),
+            })
+            .collect();
+        let next = match &st {
+            Some(s) => s.next_step().to_string(),
+            None => "nothing exists yet: `clusterlab up SPEC` creates the cluster".into(),
+        };
+        StatusReport { cluster: self.plan.name.clone(), workdir: self.workdir.root.clone(), state: st, nodes, next }
+    }
+}
+
+fn p_exec(p: &Provider, n: &Node, action: &str) -> Result<()> {
+    p.exec(n, &["clusterlab-pg", action]).map(drop)
+}
+
+fn interrupted(op: &str) -> Result<()> {
+    if crate::signals::requested() {
+        return Err(Error::Interrupted(op.into()));
+    }
+    Ok(())
+}
+
+fn method_name(m: Method) -> &'static str {
+    match m {
+        Method::Snapshot => "snapshot",
+        Method::Data => "data",
+        Method::Both => "both",
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct NodeStatus {
+    pub node: String,
+    pub role: String,
+    pub address: String,
+    pub upstream: Option<String>,
+    pub machine: String,
+    pub state: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StatusReport {
+    pub cluster: String,
+    pub workdir: PathBuf,
+    pub state: Option<State>,
+    pub nodes: Vec<NodeStatus>,
+    pub next: String,
+}
+
+impl StatusReport {
+    pub fn text(&self) -> String {
+        let mut out = format!("cluster {} ({})\n", self.cluster, self.workdir.display());
+        match &self.state {
+            Some(s) => {
+                out += &format!(
+                    "phase: {}{}{}\n",
+                    s.phase,
+                    s.operation.as_ref().map(|o| format!(" (last operation: {o})")).unwrap_or_default(),
+                    s.detail.as_ref().map(|d| format!(", at {d}")).unwrap_or_default()
+                );
+                if let Some(e) = &s.error {
+                    out += &format!("error: {}\n", e.lines().next().unwrap_or_default());
+                }
+                out += &format!("known state: {}\n", s.baseline.as_deref().unwrap_or("none"));
+            }
+            None => out += "phase: not created\n",
+        }
+        for n in &self.nodes {
+            out += &format!(
+                "  {:<12} {:<9} {:<15} {:<10} {}\n",
+                n.node,
+                n.role,
+                n.address,
+                n.upstream.as_deref().map(|u| format!("<- {u}")).unwrap_or_default(),
+                n.state
+            );
+        }
+        out += &format!("next: {}\n", self.next);
+        out
+    }
+}

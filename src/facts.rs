@@ -1,0 +1,243 @@
+//! Everything that differs between PostgreSQL majors, in one table.
+//!
+//! Templates never compare version numbers; they read these facts from the
+//! plan. Each fact cites the section of
+//! `shared/notes/postgres-replication-by-version.md` it comes from (§1 settings,
+//! §2 standby configuration, §3/§4 tools, functions and views, §5 Debian
+//! packaging, §7 the ten common mistakes).
+
+use serde::Serialize;
+
+/// Every major clusterlab knows, oldest first.
+pub const MAJORS: &[&str] = &["9.4", "9.5", "9.6", "10", "11", "12", "13", "14", "15", "16", "17", "18"];
+
+/// A PostgreSQL major as a comparable number: 9.4 -> 904, 10 -> 1000.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Major(pub u32);
+
+impl Major {
+    pub fn parse(s: &str) -> Option<Major> {
+        MAJORS.contains(&s).then(|| {
+            let (a, b) = s.split_once('.').unwrap_or((s, "0"));
+            Major(a.parse::<u32>().unwrap() * 100 + b.parse::<u32>().unwrap())
+        })
+    }
+
+    pub fn label(self) -> String {
+        if self.0 < 1000 {
+            format!("{}.{}", self.0 / 100, self.0 % 100)
+        } else {
+            (self.0 / 100).to_string()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Facts {
+    /// "9.4", "15": the major as Debian names its directories.
+    pub major: String,
+    /// Number for templates that must order versions (avoid: prefer a named fact).
+    pub num: u32,
+    /// §1: `hot_standby` before 9.6 (`replica` is a fatal error there), `replica` from 9.6.
+    pub wal_level: &'static str,
+    /// §1, §7.3: before 10 max_wal_senders, max_replication_slots and hot_standby
+    /// default to 0/0/off and must be raised explicitly.
+    pub raise_pre10_defaults: bool,
+    /// §1, §7.2: `wal_keep_segments` (segments) before 13, `wal_keep_size` (MB) from 13.
+    pub wal_keep_setting: &'static str,
+    pub wal_keep_value: &'static str,
+    /// §2, §7.1: `recovery.conf` up to 11; `standby.signal` + postgresql.auto.conf from 12.
+    pub standby_config: &'static str,
+    /// §2, §7.5: before 12 the timeline default is `current`; followers must ask for `latest`.
+    pub set_timeline_latest: bool,
+    /// §7.4: `--xlog-method` until 9.6, `--wal-method` from 10.
+    pub basebackup_wal_flag: &'static str,
+    /// §7.4: `-S SLOT` exists from 9.6.
+    pub basebackup_slot: bool,
+    /// §7.4: `-C` (create the slot during the backup) from 11; older versions
+    /// have the upstream create the slot with SQL first.
+    pub basebackup_create_slot: bool,
+    /// §4, §7.9: `pg_create_physical_replication_slot(name)` on 9.4/9.5;
+    /// from 9.6 a second argument, `immediately_reserve`, keeps WAL from creation on.
+    pub slot_reserve_arg: bool,
+    /// §1, §7.8: password hashing: `on` (= md5, a boolean) before 10, `scram-sha-256` from 10.
+    pub password_encryption: &'static str,
+    /// §1: pg_hba method that matches the stored password.
+    pub hba_method: &'static str,
+    /// §7.9: synchronous_standby_names syntax: `plain` (9.4/9.5: first listed is the
+    /// sync one), `num` (9.6: `N (a, b)`), `first_any` (10+: `FIRST N (...)`/`ANY N (...)`).
+    pub sync_syntax: &'static str,
+    /// §4, §7.6: xlog -> wal renames in 10 (functions, columns, directory).
+    pub current_lsn_fn: &'static str,
+    pub replay_lsn_fn: &'static str,
+    pub lsn_diff_fn: &'static str,
+    pub replay_lsn_column: &'static str,
+    pub wal_dir: &'static str,
+    /// §1: from 10 the role `pg_monitor` lets a non-superuser read pg_stat_replication.
+    pub has_pg_monitor: bool,
+    /// §1: walsenders count against max_connections before 12.
+    pub walsenders_in_max_connections: bool,
+    /// §2: promotion trigger file setting: `trigger_file` (<=11, in recovery.conf),
+    /// `promote_trigger_file` (12-15), none from 16.
+    pub promote_trigger_setting: Option<&'static str>,
+    /// §5: Debian layout.
+    pub conf_dir: String,
+    pub data_dir: String,
+    pub bin_dir: String,
+    /// §5: the Debian suite that ships this major, where one reachable here does.
+    pub debian_suite: Option<&'static str>,
+}
+
+impl Facts {
+    pub fn for_major(m: Major) -> Facts {
+        let v = m.0;
+        let major = m.label();
+        Facts {
+            num: v,
+            wal_level: if v < 906 { "hot_standby" } else { "replica" },
+            raise_pre10_defaults: v < 1000,
+            wal_keep_setting: if v < 1300 { "wal_keep_segments" } else { "wal_keep_size" },
+            // 64 segments of 16 MB = 1024 MB either way.
+            wal_keep_value: if v < 1300 { "64" } else { "1024MB" },
+            standby_config: if v < 1200 { "recovery.conf" } else { "standby.signal" },
+            set_timeline_latest: v < 1200,
+            basebackup_wal_flag: if v < 1000 { "--xlog-method=stream" } else { "--wal-method=stream" },
+            basebackup_slot: v >= 906,
+            basebackup_create_slot: v >= 1100,
+            slot_reserve_arg: v >= 906,
+            password_encryption: if v < 1000 { "on" } else { "scram-sha-256" },
+            hba_method: if v < 1000 { "md5" } else { "scram-sha-256" },
+            sync_syntax: if v < 906 {
+                "plain"
+            } else if v < 1000 {
+                "num"
+            } else {
+                "first_any"
+            },
+            current_lsn_fn: if v < 1000 { "pg_current_xlog_location" } else { "pg_current_wal_lsn" },
+            replay_lsn_fn: if v < 1000 { "pg_last_xlog_replay_location" } else { "pg_last_wal_replay_lsn" },
+            lsn_diff_fn: if v < 1000 { "pg_xlog_location_diff" } else { "pg_wal_lsn_diff" },
+            replay_lsn_column: if v < 1000 { "replay_location" } else { "replay_lsn" },
+            wal_dir: if v < 1000 { "pg_xlog" } else { "pg_wal" },
+            has_pg_monitor: v >= 1000,
+            walsenders_in_max_connections: v < 1200,
+            promote_trigger_setting: if v < 1200 {
+                Some("trigger_file")
+            } else if v < 1600 {
+                Some("promote_trigger_file")
+            } else {
+                None
+            },
+            conf_dir: format!("/etc/postgresql/{major}/main"),
+            data_dir: format!("/var/lib/postgresql/{major}/main"),
+            bin_dir: format!("/usr/lib/postgresql/{major}/bin"),
+            debian_suite: match v {
+                1300 => Some("bullseye"),
+                1500 => Some("bookworm"),
+                1700 => Some("trixie"),
+                _ => None,
+            },
+            major,
+        }
+    }
+
+    /// `synchronous_standby_names` for these standbys, in the syntax this major reads.
+    pub fn sync_names(&self, standbys: &[String]) -> String {
+        // Double-quoted so names with `-` stay one identifier (all majors parse quotes here).
+        let list = standbys.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ");
+        match self.sync_syntax {
+            "plain" => list,
+            "num" => format!("1 ({list})"),
+            _ => format!("FIRST 1 ({list})"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(v: &str) -> Facts {
+        Facts::for_major(Major::parse(v).unwrap())
+    }
+
+    #[test]
+    fn majors_parse_and_order() {
+        assert!(Major::parse("9.4").unwrap() < Major::parse("9.6").unwrap());
+        assert!(Major::parse("9.6").unwrap() < Major::parse("10").unwrap());
+        assert_eq!(Major::parse("9.4").unwrap().label(), "9.4");
+        assert_eq!(Major::parse("18").unwrap().label(), "18");
+        for bad in ["9.3", "9", "19", "15.2", "", "x"] {
+            assert!(Major::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    // One assertion per boundary in the notes, on both sides of it.
+    #[test]
+    fn wal_level_changes_at_96() {
+        assert_eq!(f("9.5").wal_level, "hot_standby");
+        assert_eq!(f("9.6").wal_level, "replica");
+    }
+
+    #[test]
+    fn defaults_raised_before_10() {
+        assert!(f("9.6").raise_pre10_defaults);
+        assert!(!f("10").raise_pre10_defaults);
+    }
+
+    #[test]
+    fn wal_keep_renamed_in_13() {
+        assert_eq!(f("12").wal_keep_setting, "wal_keep_segments");
+        assert_eq!(f("13").wal_keep_setting, "wal_keep_size");
+    }
+
+    #[test]
+    fn standby_config_moves_in_12() {
+        assert_eq!(f("11").standby_config, "recovery.conf");
+        assert!(f("11").set_timeline_latest);
+        assert_eq!(f("12").standby_config, "standby.signal");
+        assert!(!f("12").set_timeline_latest);
+    }
+
+    #[test]
+    fn basebackup_flags() {
+        assert_eq!(f("9.6").basebackup_wal_flag, "--xlog-method=stream");
+        assert_eq!(f("10").basebackup_wal_flag, "--wal-method=stream");
+        assert!(!f("9.5").basebackup_slot && f("9.6").basebackup_slot);
+        assert!(!f("10").basebackup_create_slot && f("11").basebackup_create_slot);
+        assert!(!f("9.5").slot_reserve_arg && f("9.6").slot_reserve_arg);
+    }
+
+    #[test]
+    fn auth_and_names() {
+        assert_eq!(f("9.6").password_encryption, "on");
+        assert_eq!(f("10").password_encryption, "scram-sha-256");
+        assert_eq!(f("9.6").current_lsn_fn, "pg_current_xlog_location");
+        assert_eq!(f("10").current_lsn_fn, "pg_current_wal_lsn");
+        assert_eq!(f("9.6").wal_dir, "pg_xlog");
+        assert_eq!(f("10").wal_dir, "pg_wal");
+    }
+
+    #[test]
+    fn sync_names_syntax() {
+        let s = vec!["a".to_string(), "b".to_string()];
+        assert_eq!(f("9.5").sync_names(&s), r#""a", "b""#);
+        assert_eq!(f("9.6").sync_names(&s), r#"1 ("a", "b")"#);
+        assert_eq!(f("10").sync_names(&s), r#"FIRST 1 ("a", "b")"#);
+    }
+
+    #[test]
+    fn promote_trigger() {
+        assert_eq!(f("11").promote_trigger_setting, Some("trigger_file"));
+        assert_eq!(f("15").promote_trigger_setting, Some("promote_trigger_file"));
+        assert_eq!(f("16").promote_trigger_setting, None);
+    }
+
+    #[test]
+    fn debian_layout() {
+        let x = f("9.4");
+        assert_eq!(x.conf_dir, "/etc/postgresql/9.4/main");
+        assert_eq!(x.bin_dir, "/usr/lib/postgresql/9.4/bin");
+        assert_eq!(f("15").debian_suite, Some("bookworm"));
+    }
+}

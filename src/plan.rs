@@ -1,0 +1,477 @@
+//! Spec -> Plan: validate, fill in defaults, resolve the topology and attach
+//! the version's facts. Pure: no I/O besides checking that SQL files exist.
+//! The plan is exactly what the templates see (`clusterlab check --json`).
+
+use crate::error::SpecError;
+use crate::facts::{Facts, Major, MAJORS};
+use crate::spec::{Engine, Followers, FollowerSpec, Mode, Provider, ProviderOptions, Source, Spec};
+use ipnet::Ipv4Net;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+pub const REPLICATION_USER: &str = "replicator";
+/// Login role used by `verify` and `sql` from the host; owns the `clusterlab` database.
+pub const LAB_USER: &str = "clusterlab";
+pub const LAB_DATABASE: &str = "clusterlab";
+
+/// Settings clusterlab must own for the cluster to work at all.
+const RESERVED_SETTINGS: &[&str] = &["port", "data_directory", "config_file", "hba_file", "ident_file", "include_dir"];
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub name: String,
+    pub engine: &'static str,
+    pub version: String,
+    pub facts: Facts,
+    pub provider: &'static str,
+    #[serde(rename = "box")]
+    pub box_name: String,
+    pub box_version: Option<String>,
+    pub network: String,
+    pub netmask: String,
+    pub cpus: u32,
+    pub memory: u32,
+    pub provider_options: ProviderOptions,
+    /// In provisioning order: the leader, then each follower after its upstream.
+    pub nodes: Vec<Node>,
+    pub slots: bool,
+    pub sync: bool,
+    pub synchronous_standby_names: Option<String>,
+    pub archive: bool,
+    /// Extra postgresql.conf settings, sorted by name.
+    pub settings: BTreeMap<String, String>,
+    pub hba: Vec<String>,
+    pub sql: Vec<SqlFile>,
+    pub replication_user: &'static str,
+    pub lab_user: &'static str,
+    pub lab_database: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Node {
+    pub name: String,
+    pub role: &'static str,
+    pub address: String,
+    pub upstream: Option<String>,
+    pub upstream_address: Option<String>,
+    /// libpq connection string to the upstream (no password: that comes from ~postgres/.pgpass).
+    pub primary_conninfo: Option<String>,
+    /// The slot this node streams through on its upstream.
+    pub slot: Option<String>,
+    pub sync: bool,
+    pub apply_delay: Option<String>,
+    /// 0 for the leader, 1 for its direct followers, 2 for cascaded ones...
+    pub depth: u32,
+    /// Slots this node keeps for its direct followers.
+    pub downstream_slots: Vec<String>,
+    /// VM or container name, unique per cluster on the host.
+    pub machine: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SqlFile {
+    pub source: PathBuf,
+    /// Name inside the working directory's `sql/`: `01.sql`, `02.sql`...
+    pub name: String,
+}
+
+impl Plan {
+    pub fn leader(&self) -> &Node {
+        &self.nodes[0]
+    }
+
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// Nodes grouped by depth: each group can start once the previous one runs.
+    pub fn waves(&self) -> Vec<Vec<&Node>> {
+        let max = self.nodes.iter().map(|n| n.depth).max().unwrap_or(0);
+        (0..=max).map(|d| self.nodes.iter().filter(|n| n.depth == d).collect()).collect()
+    }
+}
+
+pub fn is_hostname(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 40
+        && b[0].is_ascii_lowercase()
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && !s.ends_with('-')
+}
+
+fn is_setting_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+}
+
+/// `5min`, `30s`, `1h`, `250ms`, `2d`, or a bare number of milliseconds.
+fn is_delay(s: &str) -> bool {
+    let digits = s.chars().take_while(|c| c.is_ascii_digit()).count();
+    digits > 0 && ["", "ms", "s", "min", "h", "d"].contains(&&s[digits..])
+}
+
+struct Draft {
+    name: String,
+    field: String,
+    address: Option<String>,
+    upstream: Option<String>,
+    apply_delay: Option<String>,
+    sync: Option<bool>,
+}
+
+pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
+    let err = |field: &str, msg: String, hint: &str| src.error(field, msg, hint);
+
+    if spec.engine == Engine::Cassandra {
+        return Err(err("engine", "Apache Cassandra is not supported yet".into(), "use `engine: postgres`"));
+    }
+    if !is_hostname(&spec.name) {
+        return Err(err(
+            "name",
+            format!("`{}` is not a valid cluster name", spec.name.escape_debug()),
+            "use 1-40 lowercase letters, digits and `-`, starting with a letter (it names VMs and directories)",
+        ));
+    }
+    let version = spec.version.0.trim();
+    let major = Major::parse(version).ok_or_else(|| {
+        let why = match version.split_once('.') {
+            Some(("9", m)) if m.parse::<u32>().is_ok_and(|m| m < 4) => {
+                format!("PostgreSQL {version} has no physical replication slots (they came in 9.4)")
+            }
+            Some((a, _)) if a.parse::<u32>().is_ok_and(|a| a >= 10) => {
+                format!("`{version}` is a minor release; give the major only")
+            }
+            _ => format!("`{version}` is not a PostgreSQL major clusterlab knows"),
+        };
+        err("version", why, &format!("use one of: {}", MAJORS.join(", ")))
+    })?;
+    let facts = Facts::for_major(major);
+
+    let net: Ipv4Net = spec.network.as_deref().unwrap_or("10.42.0.0/24").parse().map_err(|_| {
+        err(
+            "network",
+            format!("`{}` is not an IPv4 network in CIDR form", spec.network.as_deref().unwrap_or_default()),
+            "write it like 10.42.0.0/24",
+        )
+    })?;
+    if net.prefix_len() > 28 || net.network() != net.addr() {
+        return Err(err(
+            "network",
+            format!("`{net}` is not usable: give the network address with a prefix of /28 or shorter"),
+            &format!("did you mean {}/{}?", net.network(), net.prefix_len().min(24)),
+        ));
+    }
+    if spec.provider != Provider::Libvirt && has_libvirt_options(&spec.provider_options) {
+        return Err(err(
+            "provider_options",
+            format!("provider_options apply to libvirt only, and the provider is {}", spec.provider.as_str()),
+            "remove provider_options or set `provider: libvirt`",
+        ));
+    }
+    if spec.resources.cpus == 0 || spec.resources.cpus > 64 {
+        return Err(err("resources.cpus", format!("{} CPUs is out of range", spec.resources.cpus), "use 1 to 64"));
+    }
+    if spec.resources.memory < 256 {
+        return Err(err(
+            "resources.memory",
+            format!("{} MiB is too little for a PostgreSQL node", spec.resources.memory),
+            "use at least 256 (MiB)",
+        ));
+    }
+
+    // Nodes as written, before addresses and topology are resolved.
+    let leader_name = spec.topology.leader.name.clone().unwrap_or_else(|| "pg1".into());
+    let mut drafts = vec![Draft {
+        name: leader_name.clone(),
+        field: "topology.leader.name".into(),
+        address: spec.topology.leader.address.clone(),
+        upstream: None,
+        apply_delay: None,
+        sync: None,
+    }];
+    match &spec.topology.followers {
+        Followers::Count(n) => {
+            if *n > 9 {
+                return Err(err("topology.followers", format!("{n} followers is more than 9"), "use 0 to 9"));
+            }
+            let base = leader_name.trim_end_matches(|c: char| c.is_ascii_digit());
+            for i in 0..*n {
+                drafts.push(Draft {
+                    name: format!("{base}{}", i + 2),
+                    field: "topology.followers".into(),
+                    address: None,
+                    upstream: None,
+                    apply_delay: None,
+                    sync: None,
+                });
+            }
+        }
+        Followers::List(list) => {
+            if list.len() > 9 {
+                return Err(err("topology.followers", format!("{} followers is more than 9", list.len()), "use 0 to 9"));
+            }
+            for (i, FollowerSpec { name, address, upstream, apply_delay, sync }) in list.iter().enumerate() {
+                drafts.push(Draft {
+                    name: name.clone(),
+                    field: format!("topology.followers[{i}]"),
+                    address: address.clone(),
+                    upstream: upstream.clone(),
+                    apply_delay: apply_delay.as_ref().map(|d| d.0.clone()),
+                    sync: *sync,
+                });
+            }
+        }
+    }
+
+    let mut seen = BTreeSet::new();
+    for d in &drafts {
+        let field = if d.field.ends_with(".name") || d.field == "topology.followers" {
+            d.field.clone()
+        } else {
+            format!("{}.name", d.field)
+        };
+        if !is_hostname(&d.name) {
+            return Err(err(
+                &field,
+                format!("`{}` is not a valid node name", d.name.escape_debug()),
+                "use a hostname: 1-40 lowercase letters, digits and `-`, starting with a letter",
+            ));
+        }
+        if !seen.insert(d.name.clone()) {
+            return Err(err(&field, format!("node name `{}` is used twice", d.name), "give every node its own name"));
+        }
+    }
+
+    // Addresses: given ones are checked, the rest are handed out from .10 up.
+    let first_host = u32::from(net.network()) + 1;
+    let mut used: BTreeMap<Ipv4Addr, String> = BTreeMap::new();
+    for d in &drafts {
+        let Some(a) = &d.address else { continue };
+        let field = if d.field.starts_with("topology.leader") {
+            "topology.leader.address".to_string()
+        } else {
+            format!("{}.address", d.field)
+        };
+        let ip: Ipv4Addr = a.parse().map_err(|_| err(&field, format!("`{a}` is not an IPv4 address"), "write it like 10.42.0.11"))?;
+        if !net.contains(&ip) || ip == net.network() || ip == net.broadcast() {
+            return Err(err(&field, format!("{ip} is not a host address in the network {net}"), "pick an address inside `network`, or leave it out to have one assigned"));
+        }
+        if u32::from(ip) == first_host {
+            return Err(err(&field, format!("{ip} is the network's gateway (the host side)"), "use another address, e.g. from .10 up"));
+        }
+        if let Some(other) = used.insert(ip, d.name.clone()) {
+            return Err(err(&field, format!("{ip} is already the address of `{other}`"), "give every node its own address, or leave it out"));
+        }
+    }
+    let mut next = u32::from(net.network()) + 10;
+    let mut addresses = Vec::new();
+    for d in &drafts {
+        let ip = match &d.address {
+            Some(a) => a.parse().unwrap(),
+            None => loop {
+                let ip = Ipv4Addr::from(next);
+                next += 1;
+                if !net.contains(&ip) || ip == net.broadcast() {
+                    return Err(err("network", format!("{net} has too few addresses for {} nodes", drafts.len()), "use a larger network, e.g. a /24"));
+                }
+                if !used.contains_key(&ip) {
+                    used.insert(ip, d.name.clone());
+                    break ip;
+                }
+            },
+        };
+        addresses.push(ip.to_string());
+    }
+
+    // Topology: every follower's upstream chain must end at the leader.
+    for d in drafts.iter().skip(1) {
+        if let Some(up) = &d.upstream {
+            if !seen.contains(up) {
+                return Err(err(&format!("{}.upstream", d.field), format!("`{up}` names no node of this cluster"), &format!("use one of: {}", seen.iter().cloned().collect::<Vec<_>>().join(", "))));
+            }
+            if up == &d.name {
+                return Err(err(&format!("{}.upstream", d.field), format!("`{up}` cannot stream from itself"), "name another node, or leave upstream out to follow the leader"));
+            }
+        }
+    }
+    let upstream_of = |name: &str| -> Option<String> {
+        let d = drafts.iter().find(|d| d.name == name)?;
+        if d.name == leader_name {
+            None
+        } else {
+            Some(d.upstream.clone().unwrap_or_else(|| leader_name.clone()))
+        }
+    };
+    let mut depth_of: BTreeMap<String, u32> = BTreeMap::new();
+    for d in &drafts {
+        let mut chain = vec![d.name.clone()];
+        let mut cur = d.name.clone();
+        while let Some(up) = upstream_of(&cur) {
+            if chain.contains(&up) {
+                chain.push(up);
+                return Err(err(&format!("{}.upstream", d.field), format!("the upstream chain is a cycle: {}", chain.join(" -> ")), "point one of these followers at the leader"));
+            }
+            chain.push(up.clone());
+            cur = up;
+        }
+        depth_of.insert(d.name.clone(), chain.len() as u32 - 1);
+    }
+
+    for d in &drafts {
+        if let Some(delay) = &d.apply_delay {
+            if !is_delay(delay) {
+                return Err(err(&format!("{}.apply_delay", d.field), format!("`{delay}` is not a delay"), "write a number with a unit: 250ms, 30s, 5min, 1h or 2d"));
+            }
+        }
+        if d.sync == Some(true) && spec.replication.mode != Mode::Sync {
+            return Err(err(&format!("{}.sync", d.field), "`sync: true` needs `replication.mode: sync`".into(), "set replication.mode to sync, or remove sync"));
+        }
+        if d.sync == Some(true) && depth_of[&d.name] > 1 {
+            return Err(err(&format!("{}.sync", d.field), format!("`{}` is cascaded; only direct followers of the leader can be synchronous", d.name), "remove sync, or stream it from the leader"));
+        }
+    }
+
+    let slot_of = |name: &str| name.replace('-', "_");
+    let mut nodes: Vec<Node> = drafts
+        .iter()
+        .zip(&addresses)
+        .map(|(d, addr)| {
+            let upstream = upstream_of(&d.name);
+            let depth = depth_of[&d.name];
+            Node {
+                name: d.name.clone(),
+                role: if upstream.is_none() { "leader" } else { "follower" },
+                address: addr.clone(),
+                upstream_address: None,
+                primary_conninfo: None,
+                slot: upstream.as_ref().filter(|_| spec.replication.slots).map(|_| slot_of(&d.name)),
+                sync: spec.replication.mode == Mode::Sync && depth == 1 && d.sync.unwrap_or(d.apply_delay.is_none()),
+                apply_delay: d.apply_delay.clone(),
+                depth,
+                downstream_slots: Vec::new(),
+                machine: format!("clusterlab-{}-{}", spec.name, d.name),
+                upstream,
+            }
+        })
+        .collect();
+    let by_name: BTreeMap<String, String> = nodes.iter().map(|n| (n.name.clone(), n.address.clone())).collect();
+    let snapshot = nodes.clone();
+    for n in &mut nodes {
+        n.upstream_address = n.upstream.as_ref().map(|u| by_name[u].clone());
+        n.primary_conninfo = n.upstream_address.as_ref().map(|a| {
+            format!("host={a} port=5432 user={REPLICATION_USER} application_name={}", n.name)
+        });
+        n.downstream_slots = snapshot
+            .iter()
+            .filter(|m| m.upstream.as_deref() == Some(n.name.as_str()))
+            .filter_map(|m| m.slot.clone())
+            .collect();
+    }
+    nodes.sort_by_key(|n| n.depth); // stable: spec order within a depth
+
+    let synchronous_standby_names = match spec.replication.mode {
+        Mode::Async => {
+            if spec.replication.synchronous_standby_names.is_some() {
+                return Err(err("replication.synchronous_standby_names", "only used with `mode: sync`".into(), "set replication.mode to sync, or remove it"));
+            }
+            None
+        }
+        Mode::Sync => Some(match &spec.replication.synchronous_standby_names {
+            Some(names) => {
+                check_sync_syntax(names, &facts).map_err(|m| err("replication.synchronous_standby_names", m, "use the syntax of this major, or leave it out to have it computed"))?;
+                names.clone()
+            }
+            None => {
+                let standbys: Vec<String> = nodes.iter().filter(|n| n.sync).map(|n| n.name.clone()).collect();
+                if standbys.is_empty() {
+                    return Err(err("replication.mode", "sync mode needs at least one direct, undelayed follower".into(), "add a follower that streams from the leader, or use mode: async"));
+                }
+                facts.sync_names(&standbys)
+            }
+        }),
+    };
+
+    let mut settings = BTreeMap::new();
+    for (k, v) in &spec.postgresql_conf {
+        let field = format!("postgresql_conf.{k}");
+        if !is_setting_name(k) {
+            return Err(err(&field, format!("`{}` is not a setting name", k.escape_debug()), "use letters, digits, `_` and `.` only"));
+        }
+        if RESERVED_SETTINGS.contains(&k.as_str()) {
+            return Err(err(&field, format!("clusterlab manages `{k}` itself"), "remove it from postgresql_conf"));
+        }
+        if v.0.contains(['\n', '\r', '\0']) {
+            return Err(err(&field, "a setting value cannot span lines".into(), "put the value on one line"));
+        }
+        settings.insert(k.clone(), v.0.clone());
+    }
+    for (i, line) in spec.pg_hba.iter().enumerate() {
+        if line.contains(['\n', '\r', '\0']) {
+            return Err(err(&format!("pg_hba[{i}]"), "a pg_hba entry must be a single line".into(), "write one list item per pg_hba line"));
+        }
+    }
+    let mut sql = Vec::new();
+    for (i, file) in spec.sql.iter().enumerate() {
+        let source = src.dir().join(file);
+        if !source.is_file() {
+            return Err(err(&format!("sql[{i}]"), format!("{} does not exist", source.display()), "give a path relative to the spec file"));
+        }
+        sql.push(SqlFile { source, name: format!("{:02}.sql", i + 1) });
+    }
+
+    let box_name = spec
+        .box_name
+        .clone()
+        .unwrap_or_else(|| format!("clusterlab/{}-pg{}", facts.debian_suite.unwrap_or("bookworm"), facts.major));
+
+    Ok(Plan {
+        name: spec.name.clone(),
+        engine: "postgres",
+        version: facts.major.clone(),
+        provider: spec.provider.as_str(),
+        box_name,
+        box_version: spec.box_version.clone(),
+        network: net.to_string(),
+        netmask: net.netmask().to_string(),
+        cpus: spec.resources.cpus,
+        memory: spec.resources.memory,
+        provider_options: spec.provider_options.clone(),
+        nodes,
+        slots: spec.replication.slots,
+        sync: spec.replication.mode == Mode::Sync,
+        synchronous_standby_names,
+        archive: spec.replication.archive,
+        settings,
+        hba: spec.pg_hba.clone(),
+        sql,
+        replication_user: REPLICATION_USER,
+        lab_user: LAB_USER,
+        lab_database: LAB_DATABASE,
+        facts,
+    })
+}
+
+fn has_libvirt_options(o: &ProviderOptions) -> bool {
+    o.driver.is_some() || o.cpu_mode.is_some() || o.cpu_model.is_some() || o.kernel.is_some() || o.initrd.is_some() || o.cmd_line.is_some()
+}
+
+/// The notes' §7.9: `N (...)` needs 9.6, `FIRST`/`ANY` need 10.
+fn check_sync_syntax(names: &str, facts: &Facts) -> Result<(), String> {
+    let upper = names.trim_start().to_ascii_uppercase();
+    let keyword = upper.starts_with("FIRST ") || upper.starts_with("ANY ");
+    let counted = upper.chars().next().is_some_and(|c| c.is_ascii_digit()) && upper.contains('(');
+    if names.contains(['\n', '\r', '\0']) {
+        return Err("must be a single line".into());
+    }
+    if keyword && facts.sync_syntax != "first_any" {
+        return Err(format!("FIRST/ANY syntax needs PostgreSQL 10 or later; this cluster is {}", facts.major));
+    }
+    if counted && facts.sync_syntax == "plain" {
+        return Err(format!("the `N (a, b)` syntax needs PostgreSQL 9.6 or later; this cluster is {}", facts.major));
+    }
+    Ok(())
+}

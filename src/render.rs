@@ -1,0 +1,159 @@
+//! Plan -> files: renders the Tera templates (embedded, or the user's
+//! overrides) into a cluster's working directory.
+
+use crate::error::{Error, Result};
+use crate::plan::Plan;
+use crate::quote;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use tera::{Context, Tera, Value};
+
+/// The built-in templates, by the name a `--templates` directory overrides them with.
+pub const TEMPLATES: &[(&str, &str)] = &[
+    ("Vagrantfile.tera", include_str!("../templates/Vagrantfile.tera")),
+    ("scripts/common.sh.tera", include_str!("../templates/scripts/common.sh.tera")),
+    ("scripts/leader.sh.tera", include_str!("../templates/scripts/leader.sh.tera")),
+    ("scripts/follower.sh.tera", include_str!("../templates/scripts/follower.sh.tera")),
+    ("scripts/pgctl.sh.tera", include_str!("../templates/scripts/pgctl.sh.tera")),
+    ("spec.yaml.tera", include_str!("../templates/spec.yaml.tera")),
+    ("box/build.sh", include_str!("../templates/box/build.sh")),
+];
+
+/// Returns a template's text: the override in `dir` if there is one, else the built-in.
+pub fn template_text(name: &str, dir: Option<&Path>) -> Result<String> {
+    if let Some(dir) = dir {
+        let p = dir.join(name);
+        if p.is_file() {
+            return std::fs::read_to_string(&p).map_err(|e| Error::io(p, e));
+        }
+    }
+    TEMPLATES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, t)| t.to_string())
+        .ok_or_else(|| Error::Template { name: name.into(), message: "no such template".into() })
+}
+
+/// One rendered file, relative to the working directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct File {
+    pub path: PathBuf,
+    pub content: String,
+    pub executable: bool,
+}
+
+pub struct Renderer {
+    tera: Tera,
+    sources: HashMap<String, String>,
+}
+
+impl Renderer {
+    pub fn new(overrides: Option<&Path>) -> Result<Renderer> {
+        let mut sources = HashMap::new();
+        for (name, _) in TEMPLATES.iter().filter(|(n, _)| n.ends_with(".tera")) {
+            sources.insert(name.to_string(), template_text(name, overrides)?);
+        }
+        let mut tera = Tera::default();
+        tera.autoescape_on(vec![]);
+        register_filters(&mut tera);
+        tera.add_raw_templates(sources.iter().map(|(n, s)| (n.as_str(), s.as_str())))
+            .map_err(|e| template_error(&e, &sources))?;
+        Ok(Renderer { tera, sources })
+    }
+
+    fn render(&self, name: &str, ctx: &Context) -> Result<String> {
+        self.tera.render(name, ctx).map_err(|e| template_error(&e, &self.sources))
+    }
+
+    /// Every file of the working directory that comes from templates.
+    pub fn render_plan(&self, plan: &Plan) -> Result<Vec<File>> {
+        let mut ctx = Context::new();
+        ctx.insert("plan", plan);
+        ctx.insert("clusterlab_version", env!("CARGO_PKG_VERSION"));
+        let mut files = vec![File {
+            path: "Vagrantfile".into(),
+            content: self.render("Vagrantfile.tera", &ctx)?,
+            executable: false,
+        }];
+        for node in &plan.nodes {
+            let mut ctx = ctx.clone();
+            ctx.insert("node", node);
+            let ctl = self.render("scripts/pgctl.sh.tera", &ctx)?;
+            ctx.insert("ctl", &ctl);
+            let template = format!("scripts/{}.sh.tera", node.role);
+            files.push(File {
+                path: PathBuf::from("scripts").join(format!("{}.sh", node.name)),
+                content: self.render(&template, &ctx)?,
+                executable: true,
+            });
+        }
+        Ok(files)
+    }
+}
+
+fn register_filters(tera: &mut Tera) {
+    fn quoting(f: fn(&str) -> String) -> impl tera::Filter {
+        move |v: &Value, _: &HashMap<String, Value>| -> tera::Result<Value> {
+            let s = match v {
+                Value::String(s) => s.clone(),
+                Value::Null => return Err("cannot quote a missing value".into()),
+                other => other.to_string(),
+            };
+            Ok(Value::String(f(&s)))
+        }
+    }
+    tera.register_filter("sh", quoting(quote::sh));
+    tera.register_filter("rb", quoting(quote::rb));
+    tera.register_filter("pgconf", quoting(quote::pgconf));
+    tera.register_filter("sql", quoting(quote::sql));
+}
+
+/// Tera's errors name the template but not always the line; find the line of
+/// the first use of an undefined variable ourselves.
+fn template_error(e: &tera::Error, sources: &HashMap<String, String>) -> Error {
+    use std::error::Error as _;
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        parts.push(s.to_string());
+        cur = s.source();
+    }
+    let message = parts.join(": ");
+    let name = sources
+        .keys()
+        .filter(|n| message.contains(&format!("'{n}'")))
+        .max_by_key(|n| message.rfind(&format!("'{n}'")))
+        .cloned()
+        .unwrap_or_else(|| "?".into());
+    let line = undefined_variable(&message).and_then(|var| {
+        sources.get(&name)?.lines().position(|l| l.contains(&var)).map(|i| i + 1)
+    });
+    let name = match line {
+        Some(l) => format!("{name}:{l}"),
+        None => name,
+    };
+    Error::Template { name, message }
+}
+
+fn undefined_variable(message: &str) -> Option<String> {
+    let start = message.find("Variable `")? + "Variable `".len();
+    let len = message[start..].find('`')?;
+    Some(message[start..start + len].to_string())
+}
+
+/// Copies the built-in templates into `dir` for editing; refuses to overwrite.
+pub fn export(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    for (name, text) in TEMPLATES {
+        let p = dir.join(name);
+        if p.exists() {
+            return Err(Error::usage(format!("{} already exists", p.display()), "export into an empty directory"));
+        }
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        std::fs::write(&p, text).map_err(|e| Error::io(&p, e))?;
+        written.push(p);
+    }
+    Ok(written)
+}

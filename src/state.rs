@@ -1,0 +1,111 @@
+//! What exists for a cluster and what happened last (`state.json`, written
+//! atomically), and the lock that keeps two clusterlab commands off one cluster.
+
+use crate::error::{Error, Result};
+use crate::workdir::{write_atomic, Workdir};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct State {
+    pub cluster: String,
+    pub provider: String,
+    /// rendered, starting, provisioning, verifying, baseline, ready, resetting,
+    /// failed, interrupted, destroying.
+    pub phase: String,
+    /// The node or step the phase was at.
+    #[serde(default)]
+    pub detail: Option<String>,
+    /// The operation that set the phase: up, reset, destroy...
+    #[serde(default)]
+    pub operation: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
+    /// How the known state was saved: `snapshot` or `data`; None before the first successful up.
+    #[serde(default)]
+    pub baseline: Option<String>,
+    pub updated_at: u64,
+}
+
+impl State {
+    pub fn load(w: &Workdir) -> Option<State> {
+        let text = std::fs::read_to_string(w.path("state.json")).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    pub fn save(&mut self, w: &Workdir) -> Result<()> {
+        self.updated_at = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        std::fs::create_dir_all(&w.root).map_err(|e| Error::io(&w.root, e))?;
+        let json = serde_json::to_string_pretty(self).expect("state serializes") + "\n";
+        write_atomic(&w.path("state.json"), json.as_bytes())
+    }
+
+    /// Sets the phase and writes the file at once: a crash right after still leaves the truth.
+    pub fn enter(&mut self, w: &Workdir, operation: &str, phase: &str, detail: Option<&str>) -> Result<()> {
+        self.operation = Some(operation.into());
+        self.phase = phase.into();
+        self.detail = detail.map(str::to_string);
+        self.error = None;
+        self.save(w)
+    }
+
+    /// What the user should run next, given this state.
+    pub fn next_step(&self) -> &'static str {
+        match self.phase.as_str() {
+            "ready" => "the cluster is up: `clusterlab verify SPEC`, `clusterlab reset SPEC`, `clusterlab destroy SPEC`",
+            "rendered" => "`clusterlab up SPEC` starts it",
+            "failed" | "interrupted" => {
+                "look at the error and logs/, fix the cause, then `clusterlab destroy SPEC` and `clusterlab up SPEC` (or `up` again to retry)"
+            }
+            _ => "an operation did not finish: `clusterlab destroy SPEC` removes what exists",
+        }
+    }
+}
+
+/// Held for the length of one command; removed on drop.
+pub struct Lock {
+    path: PathBuf,
+}
+
+impl Lock {
+    pub fn acquire(w: &Workdir, cluster: &str, what: &str) -> Result<Lock> {
+        std::fs::create_dir_all(&w.root).map_err(|e| Error::io(&w.root, e))?;
+        let path = w.path("lock");
+        for _ in 0..2 {
+            let me = format!("{} {}\n", std::process::id(), what);
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(mut f) => {
+                    use std::io::Write;
+                    f.write_all(me.as_bytes()).map_err(|e| Error::io(&path, e))?;
+                    return Ok(Lock { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                    let pid = holder.split_whitespace().next().and_then(|p| p.parse::<u32>().ok());
+                    match pid {
+                        Some(pid) if PathBuf::from(format!("/proc/{pid}")).exists() => {
+                            return Err(Error::Locked {
+                                cluster: cluster.into(),
+                                holder: format!("`clusterlab {}` is running as PID {pid}", holder.split_whitespace().nth(1).unwrap_or("?")),
+                                path,
+                            });
+                        }
+                        _ => {
+                            tracing::warn!("taking over a stale lock left by {}", holder.trim());
+                            let _ = std::fs::remove_file(&path);
+                        }
+                    }
+                }
+                Err(e) => return Err(Error::io(&path, e)),
+            }
+        }
+        Err(Error::Locked { cluster: cluster.into(), holder: "another clusterlab process".into(), path })
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}

@@ -1,0 +1,125 @@
+//! Driving `vagrant` in a cluster's working directory: the slow, general path
+//! used for bring-up, provisioning and teardown.
+
+use crate::error::{Error, Result};
+use crate::runner::{check, Cmd, Mode, Output, Runner};
+use std::path::PathBuf;
+
+pub struct Vagrant<'a> {
+    pub runner: &'a dyn Runner,
+    pub dir: PathBuf,
+    pub logs: PathBuf,
+    pub quiet: bool,
+}
+
+impl Vagrant<'_> {
+    pub fn cmd<S: Into<String>>(&self, args: impl IntoIterator<Item = S>) -> Cmd {
+        Cmd::new("vagrant", args).dir(&self.dir)
+    }
+
+    fn stream(&self, log: &str) -> Mode {
+        Mode::Stream { log: Some(self.logs.join(format!("{log}.log"))), quiet: self.quiet }
+    }
+
+    fn run(&self, cmd: Cmd, log: &str) -> Result<Output> {
+        let out = self.runner.run(&cmd, &self.stream(log))?;
+        if out.ok() {
+            return Ok(out);
+        }
+        if crate::signals::requested() {
+            return Err(Error::Interrupted(cmd.display()));
+        }
+        Err(Error::Command {
+            command: cmd.display(),
+            code: out.code.map(|c| format!(" (exit {c})")).unwrap_or_else(|| " (killed by a signal)".into()),
+            tail: out.tail(20),
+            hint: hint_for(&out.stdout, &self.logs.join(format!("{log}.log"))),
+        })
+    }
+
+    /// Starts every machine (in parallel where the provider can) without provisioning.
+    pub fn up_no_provision(&self, provider: &str) -> Result<()> {
+        self.run(self.cmd(["up", "--no-provision", "--provider", provider]), "up").map(drop)
+    }
+
+    pub fn provision(&self, node: &str) -> Result<()> {
+        self.run(self.cmd(["provision", node]), &format!("provision-{node}")).map(drop)
+    }
+
+    pub fn destroy(&self) -> Result<()> {
+        self.run(self.cmd(["destroy", "--force"]), "destroy").map(drop)
+    }
+
+    pub fn snapshot_save(&self, name: &str) -> Result<()> {
+        self.run(self.cmd(["snapshot", "save", "--force", name]), "snapshot").map(drop)
+    }
+
+    pub fn snapshot_restore(&self, name: &str) -> Result<()> {
+        self.run(self.cmd(["snapshot", "restore", "--no-provision", name]), "snapshot").map(drop)
+    }
+
+    pub fn ssh_config(&self) -> Result<String> {
+        check(self.runner, &self.cmd(["ssh-config"]), &Mode::Capture, "is the cluster up? `clusterlab status SPEC`").map(|o| o.stdout)
+    }
+
+    /// An interactive shell, or one command, on a node; returns its exit code.
+    pub fn ssh(&self, node: &str, command: Option<&str>) -> Result<i32> {
+        let mut args = vec!["ssh".to_string(), node.to_string()];
+        if let Some(c) = command {
+            args.extend(["-c".to_string(), c.to_string()]);
+        }
+        let out = self.runner.run(&self.cmd(args), &Mode::Inherit)?;
+        Ok(out.code.unwrap_or(1))
+    }
+}
+
+/// Turns what vagrant printed into advice.
+pub fn hint_for(output: &str, log: &std::path::Path) -> String {
+    let failed_step = output
+        .lines()
+        .filter_map(|l| l.split_once("clusterlab[").and_then(|(_, r)| r.split_once("]: FAILED during: ")))
+        .last();
+    if let Some((node, step)) = failed_step {
+        return format!(
+            "provisioning of node {node} failed during: {step}. Inspect it with `clusterlab ssh SPEC {node}`; \
+             fix the cause, then `clusterlab up SPEC` again or `clusterlab destroy SPEC`. Full output: {}",
+            log.display()
+        );
+    }
+    let known: &[(&str, &str)] = &[
+        ("provider 'libvirt' could not be found", "install the libvirt provider: `apt-get install vagrant-libvirt` (or `vagrant plugin install vagrant-libvirt`)"),
+        ("provider 'virtualbox' could not be found", "install VirtualBox, or use `provider: libvirt` or `provider: docker`"),
+        ("Cannot connect to the Docker daemon", "start dockerd, or point DOCKER_HOST at a running one (see lab/lab.sh)"),
+        ("could not be found. Vagrant will use the box", "the box is missing: build it with `clusterlab box build`, or `vagrant box add` it"),
+        ("Unable to find image", "the image is missing: build it with `clusterlab box build --provider docker`"),
+        ("pull access denied", "the image is missing: build it with `clusterlab box build --provider docker`"),
+        ("Failed to connect socket to '/var/run/libvirt", "libvirtd is not running: start it (see lab/lab.sh)"),
+        ("already exists", "a machine of the same name is left over: `clusterlab destroy SPEC` removes it"),
+    ];
+    for (needle, hint) in known {
+        if output.contains(needle) {
+            return format!("{hint}. Full output: {}", log.display());
+        }
+    }
+    format!("see the full output in {}; `clusterlab status SPEC` shows what exists", log.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn provisioning_failures_name_node_and_step() {
+        let out = "==> pg2: Running provisioner\n    pg2: clusterlab[pg2]: FAILED during: base backup from pg1\n";
+        let h = hint_for(out, Path::new("logs/provision-pg2.log"));
+        assert!(h.contains("node pg2 failed during: base backup from pg1"), "{h}");
+        assert!(h.contains("logs/provision-pg2.log"));
+    }
+
+    #[test]
+    fn missing_plugin_says_what_to_install() {
+        let h = hint_for("The provider 'libvirt' could not be found, but was requested", Path::new("x"));
+        assert!(h.contains("apt-get install vagrant-libvirt"), "{h}");
+    }
+}

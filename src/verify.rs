@@ -1,0 +1,288 @@
+//! Proves replication works, the way PostgreSQL's own TAP tests do: for every
+//! edge of the topology the upstream sees the follower streaming (and its slot
+//! active), every follower is in recovery, and a row written on the leader is
+//! read back on every follower. All from the host, over the private network,
+//! nodes in parallel, polled until a deadline.
+
+use crate::error::{Error, Result};
+use crate::plan::{Node, Plan};
+use crate::runner::parallel;
+use serde::Serialize;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct NodeReport {
+    pub node: String,
+    pub role: String,
+    pub upstream: Option<String>,
+    pub address: String,
+    pub in_recovery: Option<bool>,
+    /// `state` in the upstream's pg_stat_replication (followers only).
+    pub streaming: Option<String>,
+    pub sync_state: Option<String>,
+    pub slot_active: Option<bool>,
+    /// Milliseconds until the leader's test row was readable here.
+    pub row_ms: Option<u64>,
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub cluster: String,
+    pub ok: bool,
+    pub elapsed_ms: u64,
+    pub nodes: Vec<NodeReport>,
+}
+
+pub fn connect(node: &Node, password: &str, plan: &Plan, timeout: Duration) -> Result<postgres::Client> {
+    postgres::Config::new()
+        .host(&node.address)
+        .port(5432)
+        .user(plan.lab_user)
+        .password(password)
+        .dbname(plan.lab_database)
+        .application_name("clusterlab")
+        .connect_timeout(timeout)
+        .connect(postgres::NoTls)
+        .map_err(|e| Error::Verify(format!("cannot connect to {} ({}): {e}", node.name, node.address)))
+}
+
+/// Connects, retrying until the deadline: a node just restored may need a moment.
+fn connect_until(node: &Node, password: &str, plan: &Plan, deadline: Instant) -> Result<postgres::Client> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match connect(node, password, plan, left.min(Duration::from_secs(3)).max(Duration::from_millis(200))) {
+            Ok(c) => return Ok(c),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+pub fn verify(plan: &Plan, password: &str, timeout: Duration) -> Report {
+    let start = Instant::now();
+    let deadline = start + timeout;
+    let facts = &plan.facts;
+    let token = format!("verify-{}", SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos());
+
+    let mut reports: Vec<NodeReport> = plan
+        .nodes
+        .iter()
+        .map(|n| NodeReport {
+            node: n.name.clone(),
+            role: n.role.into(),
+            upstream: n.upstream.clone(),
+            address: n.address.clone(),
+            ..Default::default()
+        })
+        .collect();
+
+    // Nodes whose data arrives late on purpose (a delayed standby, or below one).
+    let delayed = |n: &Node| -> bool {
+        let mut cur = Some(n);
+        while let Some(c) = cur {
+            if c.apply_delay.is_some() {
+                return true;
+            }
+            cur = c.upstream.as_deref().and_then(|u| plan.node(u));
+        }
+        false
+    };
+
+    // Phase 1, all nodes at once: recovery state and the replication view of each upstream.
+    let per_node = parallel(&plan.nodes, |n| -> Result<(bool, Vec<(String, String, String)>, Vec<(String, bool)>)> {
+        let mut c = connect_until(n, password, plan, deadline)?;
+        loop {
+            let in_recovery: bool = c.query_one("SELECT pg_is_in_recovery()", &[]).map_err(pg)?.get(0);
+            let repl = c
+                .query("SELECT coalesce(application_name, ''), coalesce(state, ''), coalesce(sync_state, '') FROM pg_stat_replication", &[])
+                .map_err(pg)?
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect::<Vec<(String, String, String)>>();
+            let slots = c
+                .query("SELECT slot_name::text, active FROM pg_replication_slots WHERE slot_type = 'physical'", &[])
+                .map_err(pg)?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect::<Vec<(String, bool)>>();
+            let children: Vec<&Node> = plan.nodes.iter().filter(|m| m.upstream.as_deref() == Some(n.name.as_str())).collect();
+            let settled = children.iter().all(|ch| {
+                repl.iter().any(|(app, st, _)| app == &ch.name && st == "streaming")
+                    && ch.slot.as_ref().is_none_or(|s| slots.iter().any(|(name, active)| name == s && *active))
+            });
+            if settled || Instant::now() >= deadline {
+                return Ok((in_recovery, repl, slots));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    let per_node = match per_node {
+        Ok(v) => v,
+        Err(e) => {
+            // Find out which nodes are unreachable, one line each.
+            for (r, n) in reports.iter_mut().zip(&plan.nodes) {
+                if let Err(e) = connect(n, password, plan, Duration::from_secs(2)) {
+                    r.problems.push(e.to_string().trim_start_matches("verify failed: ").to_string());
+                }
+            }
+            if reports.iter().all(|r| r.problems.is_empty()) {
+                reports[0].problems.push(e.to_string());
+            }
+            return finish(plan, reports, start);
+        }
+    };
+
+    for (i, n) in plan.nodes.iter().enumerate() {
+        let (in_recovery, _, _) = &per_node[i];
+        let r = &mut reports[i];
+        r.in_recovery = Some(*in_recovery);
+        match (n.role, in_recovery) {
+            ("leader", true) => r.problems.push("the leader is in recovery".into()),
+            ("follower", false) => r.problems.push("not in recovery: this follower was promoted or never became a standby".into()),
+            _ => {}
+        }
+        if let Some(up) = &n.upstream {
+            let ui = plan.nodes.iter().position(|m| &m.name == up).unwrap();
+            let (_, repl, slots) = &per_node[ui];
+            match repl.iter().find(|(app, _, _)| app == &n.name) {
+                Some((_, st, sync)) => {
+                    r.streaming = Some(st.clone());
+                    r.sync_state = Some(sync.clone());
+                    if st != "streaming" {
+                        r.problems.push(format!("{up} reports it as `{st}`, not streaming"));
+                    }
+                    if n.sync && sync == "async" {
+                        r.problems.push(format!("expected a synchronous standby, {up} reports `async`"));
+                    }
+                }
+                None => r.problems.push(format!("{up}'s pg_stat_replication does not list it")),
+            }
+            if let Some(slot) = &n.slot {
+                let active = slots.iter().find(|(s, _)| s == slot).map(|(_, a)| *a);
+                r.slot_active = active;
+                match active {
+                    Some(true) => {}
+                    Some(false) => r.problems.push(format!("slot {slot} on {up} is not active")),
+                    None => r.problems.push(format!("slot {slot} does not exist on {up}")),
+                }
+            }
+        }
+    }
+
+    // Phase 2: a row written on the leader must arrive everywhere.
+    let leader = plan.leader();
+    let lsn = (|| -> Result<String> {
+        let mut c = connect_until(leader, password, plan, deadline)?;
+        c.execute("DELETE FROM clusterlab_verify WHERE written_at < now() - interval '1 hour'", &[]).map_err(pg)?;
+        c.execute("INSERT INTO clusterlab_verify (token) VALUES ($1)", &[&token]).map_err(pg)?;
+        let row = c.query_one(&format!("SELECT {}()::text", facts.current_lsn_fn), &[]).map_err(pg)?;
+        Ok(row.get(0))
+    })();
+    let lsn = match lsn {
+        Ok(l) => l,
+        Err(e) => {
+            reports[0].problems.push(format!("cannot write the test row: {e}"));
+            return finish(plan, reports, start);
+        }
+    };
+    let written = Instant::now();
+    let followers: Vec<&Node> = plan.nodes.iter().filter(|n| n.role == "follower").collect();
+    let arrivals = parallel(&followers, |n| -> Result<(Option<u64>, Option<String>)> {
+        let mut c = connect_until(n, password, plan, deadline)?;
+        let is_delayed = delayed(n);
+        loop {
+            let arrived = if is_delayed {
+                // The row waits for the delay; the WAL that carries it must still arrive.
+                let q = format!("SELECT {}({}(), $1::text::pg_lsn) >= 0", facts.lsn_diff_fn, receive_fn(facts.num));
+                c.query_one(&q, &[&lsn]).map_err(pg)?.get::<_, Option<bool>>(0).unwrap_or(false)
+            } else {
+                !c.query("SELECT 1 FROM clusterlab_verify WHERE token = $1", &[&token]).map_err(pg)?.is_empty()
+            };
+            if arrived {
+                return Ok((Some(written.elapsed().as_millis() as u64), None));
+            }
+            if Instant::now() >= deadline {
+                let what = if is_delayed { "the WAL with the test row" } else { "the test row" };
+                return Ok((None, Some(format!("{what} did not arrive within {} s", timeout.as_secs()))));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    match arrivals {
+        Ok(list) => {
+            for (n, (ms, problem)) in followers.iter().zip(list) {
+                let r = reports.iter_mut().find(|r| r.node == n.name).unwrap();
+                r.row_ms = ms;
+                r.problems.extend(problem);
+            }
+        }
+        Err(e) => reports[0].problems.push(e.to_string()),
+    }
+    finish(plan, reports, start)
+}
+
+fn receive_fn(num: u32) -> &'static str {
+    // The notes' §7.6: xlog -> wal renames in 10.
+    if num < 1000 {
+        "pg_last_xlog_receive_location"
+    } else {
+        "pg_last_wal_receive_lsn"
+    }
+}
+
+fn pg(e: postgres::Error) -> Error {
+    Error::Verify(e.to_string())
+}
+
+fn finish(plan: &Plan, nodes: Vec<NodeReport>, start: Instant) -> Report {
+    Report {
+        cluster: plan.name.clone(),
+        ok: nodes.iter().all(|n| n.problems.is_empty()),
+        elapsed_ms: start.elapsed().as_millis() as u64,
+        nodes,
+    }
+}
+
+impl Report {
+    pub fn table(&self) -> String {
+        let mut rows = vec![["NODE", "ROLE", "UPSTREAM", "RECOVERY", "STREAMING", "SLOT", "ROW", "PROBLEMS"].map(String::from).to_vec()];
+        for n in &self.nodes {
+            let yn = |b: Option<bool>, y: &str, no: &str| b.map(|b| if b { y } else { no }).unwrap_or("-").to_string();
+            rows.push(vec![
+                n.node.clone(),
+                n.role.clone(),
+                n.upstream.clone().unwrap_or_else(|| "-".into()),
+                yn(n.in_recovery, "yes", "no"),
+                match (&n.streaming, &n.sync_state) {
+                    (Some(s), Some(sync)) if sync != "async" && !sync.is_empty() => format!("{s} ({sync})"),
+                    (Some(s), _) => s.clone(),
+                    _ => "-".into(),
+                },
+                yn(n.slot_active, "active", "inactive"),
+                match (n.role.as_str(), n.row_ms) {
+                    ("leader", _) => "written".into(),
+                    (_, Some(ms)) => format!("{ms} ms"),
+                    _ => "-".into(),
+                },
+                if n.problems.is_empty() { "ok".into() } else { n.problems.join("; ") },
+            ]);
+        }
+        let widths: Vec<usize> = (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap()).collect();
+        let mut out = String::new();
+        for r in rows {
+            let line: Vec<String> = r.iter().zip(&widths).map(|(v, w)| format!("{v:<w$}")).collect();
+            out.push_str(line.join("  ").trim_end());
+            out.push('\n');
+        }
+        out
+    }
+
+    pub fn into_result(self) -> Result<Report> {
+        if self.ok {
+            return Ok(self);
+        }
+        let first = self.nodes.iter().find(|n| !n.problems.is_empty()).map(|n| format!("{}: {}", n.node, n.problems.join("; "))).unwrap_or_default();
+        Err(Error::Verify(first))
+    }
+}

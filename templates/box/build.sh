@@ -1,0 +1,419 @@
+#!/usr/bin/env bash
+# clusterlab's one offline box recipe: a Debian rootfs from mmdebstrap, customised once, then
+# shipped either as a docker image or as a vagrant-libvirt box. `clusterlab box build` runs it;
+# it can also be run by hand (as root, inside the lab: lab/lab.sh exec env CL_...=... bash
+# templates/box/build.sh).
+#
+# Environment (validated below):
+#   CL_RELEASE          Debian suite: bullseye | bookworm | trixie                (required)
+#   CL_PG_VERSIONS      space-separated PostgreSQL majors of that suite to preinstall, e.g.
+#                       "15" (packages postgresql-V and postgresql-client-V); may be empty
+#   CL_PROVIDER         docker | libvirt                                          (required)
+#   CL_NAME             image/box name, e.g. clusterlab/bookworm-pg15: docker tag NAME:latest,
+#                       or `vagrant box add --force --name NAME`                  (required)
+#   CL_CACHE            cache dir, e.g. /var/lib/clusterlab/cache                 (required)
+#                       holds rootfs/*.tar (mmdebstrap output keyed by release + package list +
+#                       provider flavour), NAME.box (libvirt) and NAME.done (NAME with every
+#                       "/" replaced by "_"; one line per provider that was built)
+#   CL_VAGRANT_PUBKEY   Vagrant's insecure public key; default: the one shipped with the
+#                       vagrant package (found by glob)
+#   CL_EXTRA_TARBALL    optional tar(.gz) of PostgreSQL server binaries, unpacked into the image
+#   CL_EXTRA_TARBALL_DEST  where it is unpacked inside the image; default /opt/clusterlab/pg
+#   CL_MIRROR           Debian mirror; default http://deb.debian.org/debian
+#   CL_SECURITY_MIRROR  Debian security mirror; default http://deb.debian.org/debian-security
+#   CL_DISK_GB          libvirt disk size in GB; default 4
+#   CL_FETCH_NETNS      a network namespace file (e.g. /run/netns/cl-lab-host) to run
+#                       mmdebstrap in, because it is the only step that needs Debian's mirror
+#                       and the lab's namespace has no uplink; default $CLUSTERLAB_HOST_NETNS
+#                       (set by lab/lab.sh), else the current namespace
+#   VAGRANT_HOME        (libvirt) where `vagrant box add` puts the box; keep it outside /root,
+#                       qemu runs as libvirt-qemu and reads the box's kernel and initrd there
+#   DOCKER_HOST         (docker) the daemon to import into, e.g. the lab's
+#
+# Output: one line per phase with its elapsed seconds on stderr; the tools' own output goes to
+# a log that is shown (its tail) only when a phase fails.
+set -euo pipefail
+
+# Bump when anything that shapes the cached rootfs changes (mmdebstrap options, lists below).
+ROOTFS_RECIPE=1
+
+log() { printf 'box: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# ---------------------------------------------------------------- environment
+CL_RELEASE=${CL_RELEASE:-}
+CL_PG_VERSIONS=${CL_PG_VERSIONS:-}
+CL_PROVIDER=${CL_PROVIDER:-}
+CL_NAME=${CL_NAME:-}
+CL_CACHE=${CL_CACHE:-}
+CL_VAGRANT_PUBKEY=${CL_VAGRANT_PUBKEY:-}
+CL_EXTRA_TARBALL=${CL_EXTRA_TARBALL:-}
+CL_EXTRA_TARBALL_DEST=${CL_EXTRA_TARBALL_DEST:-/opt/clusterlab/pg}
+CL_MIRROR=${CL_MIRROR:-http://deb.debian.org/debian}
+CL_SECURITY_MIRROR=${CL_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+CL_DISK_GB=${CL_DISK_GB:-4}
+CL_FETCH_NETNS=${CL_FETCH_NETNS:-${CLUSTERLAB_HOST_NETNS:-}}
+
+[ "$(id -u)" -eq 0 ] || die "must run as root (mmdebstrap root mode, chroot, file ownership)"
+
+case $CL_RELEASE in
+  bullseye | bookworm | trixie) ;;
+  *) die "CL_RELEASE must be bullseye, bookworm or trixie (got '${CL_RELEASE}')" ;;
+esac
+case $CL_PROVIDER in
+  docker | libvirt) ;;
+  *) die "CL_PROVIDER must be docker or libvirt (got '${CL_PROVIDER}')" ;;
+esac
+read -r -a pg_versions <<<"$CL_PG_VERSIONS"
+for v in "${pg_versions[@]}"; do
+  [[ $v =~ ^[0-9]+$ ]] || die "CL_PG_VERSIONS: '$v' is not a PostgreSQL major (e.g. 15)"
+done
+# Docker repository names are lowercase; vagrant accepts the same set. No tag: ":latest" is ours.
+[[ $CL_NAME =~ ^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$ ]] \
+  || die "CL_NAME must look like clusterlab/bookworm-pg15 (lowercase, no tag; got '${CL_NAME}')"
+[ -n "$CL_CACHE" ] || die "CL_CACHE is required (e.g. /var/lib/clusterlab/cache)"
+[[ $CL_CACHE == /* ]] || die "CL_CACHE must be an absolute path (got '${CL_CACHE}')"
+[[ $CL_EXTRA_TARBALL_DEST == /* ]] || die "CL_EXTRA_TARBALL_DEST must be absolute"
+[[ $CL_DISK_GB =~ ^[1-9][0-9]*$ ]] || die "CL_DISK_GB must be a whole number of GB"
+if [ -n "$CL_EXTRA_TARBALL" ]; then
+  [ -f "$CL_EXTRA_TARBALL" ] || die "CL_EXTRA_TARBALL: no such file: $CL_EXTRA_TARBALL"
+fi
+if [ -z "$CL_VAGRANT_PUBKEY" ]; then
+  # The Debian vagrant package ships it inside its gem; the version is in the path.
+  for k in /usr/share/rubygems-integration/all/gems/vagrant-*/keys/vagrant.pub \
+    /opt/vagrant/embedded/gems/gems/vagrant-*/keys/vagrant.pub \
+    /opt/vagrant/embedded/gems/*/gems/vagrant-*/keys/vagrant.pub; do
+    if [ -f "$k" ]; then CL_VAGRANT_PUBKEY=$k; fi
+  done
+fi
+if [ -z "$CL_VAGRANT_PUBKEY" ] || [ ! -f "$CL_VAGRANT_PUBKEY" ]; then
+  die "Vagrant's insecure public key not found; set CL_VAGRANT_PUBKEY"
+fi
+grep -q '^ssh-' "$CL_VAGRANT_PUBKEY" || die "CL_VAGRANT_PUBKEY does not look like a public key"
+
+fetch_net=()
+if [ -n "$CL_FETCH_NETNS" ]; then
+  [ -e "$CL_FETCH_NETNS" ] || die "CL_FETCH_NETNS: no such namespace file: $CL_FETCH_NETNS"
+  fetch_net=(nsenter "--net=$CL_FETCH_NETNS")
+fi
+need() { command -v "$1" >/dev/null || die "missing tool '$1' (lab/install-deps.sh installs it)"; }
+need mmdebstrap; need tar; need chroot; need flock; need sha256sum
+if [ "$CL_PROVIDER" = docker ]; then
+  need docker
+else
+  need mkfs.ext4; need qemu-img; need vagrant
+  [ -n "${VAGRANT_HOME:-}" ] \
+    || log "warning: VAGRANT_HOME unset: the box goes under ~/.vagrant.d, which libvirt-qemu may not read"
+fi
+
+SAFE_NAME=${CL_NAME//\//_}
+mkdir -p "$CL_CACHE/rootfs"
+WORK=$(mktemp -d "$CL_CACHE/work.XXXXXX")
+LOG=$WORK/build.log
+# The work dir holds only plain files (nothing is mounted into the rootfs), so removing it
+# is safe.
+cleanup() { rm -rf "$WORK"; }
+trap cleanup EXIT
+
+# phase NAME CMD...: run one step with its output in the log, print its elapsed seconds.
+# The step runs in a subshell with `set -e` switched on again: a function called from an
+# `if` would otherwise run with errexit silently off.
+T_START=$EPOCHREALTIME
+phase() {
+  local name=$1 t0=$EPOCHREALTIME rc
+  shift
+  log "$name ..."
+  printf '\n=== %s\n' "$name" >>"$LOG"
+  set +e
+  (set -e; "$@") >>"$LOG" 2>&1
+  rc=$?
+  set -e
+  if [ "$rc" -ne 0 ]; then
+    log "$name FAILED (exit $rc); last lines of the log:"
+    tail -n 40 "$LOG" >&2
+    exit "$rc"
+  fi
+  log "$name done in $(elapsed "$t0")s"
+}
+elapsed() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
+
+# ---------------------------------------------------------------- package lists
+# Shared by both outputs: what vagrant needs (sshd, sudo, ps for its guest checks, rsync for
+# synced folders) and what the provisioning scripts use (ip, PostgreSQL). No locales: the
+# C.UTF-8 locale is built into libc.
+base_pkgs=(openssh-server sudo iproute2 procps rsync ca-certificates netbase)
+for v in "${pg_versions[@]}"; do
+  base_pkgs+=("postgresql-$v" "postgresql-client-$v")
+done
+if [ "$CL_PROVIDER" = libvirt ]; then
+  # A VM boots it: kernel (+ initramfs-tools by dependency), systemd as init, udev for the
+  # virtio devices, ifupdown + dhclient for eth0 (vagrant's Debian guest code writes
+  # /etc/network/interfaces for private networks).
+  flavour=vm
+  extra_pkgs=(linux-image-amd64 systemd-sysv udev ifupdown isc-dhcp-client)
+else
+  # A container runs sshd as its only process: no init, no kernel.
+  flavour=ct
+  extra_pkgs=()
+fi
+mapfile -t all_pkgs < <(printf '%s\n' "${base_pkgs[@]}" "${extra_pkgs[@]}" | sort -u)
+include=$(IFS=,; printf '%s' "${all_pkgs[*]}")
+
+# Docs, man pages and translations are never read in a test box; leaving them out makes the
+# tarball, the image and the disk smaller and every later step faster.
+mm_opts=(
+  --variant=minbase
+  "--include=$include"
+  --aptopt='Acquire::Retries "3"'
+  --dpkgopt='path-exclude=/usr/share/man/*'
+  --dpkgopt='path-exclude=/usr/share/info/*'
+  --dpkgopt='path-exclude=/usr/share/locale/*'
+  --dpkgopt='path-exclude=/usr/share/doc/*'
+  --dpkgopt='path-include=/usr/share/doc/*/copyright'
+)
+# Explicit sources: without a mirror argument mmdebstrap may read sources from a non-tty
+# stdin, and its default security host differs from the one this machine's apt uses.
+sources=(
+  "deb $CL_MIRROR $CL_RELEASE main"
+  "deb $CL_MIRROR $CL_RELEASE-updates main"
+  "deb $CL_SECURITY_MIRROR $CL_RELEASE-security main"
+)
+
+key=$(printf '%s\n' "recipe=$ROOTFS_RECIPE" "release=$CL_RELEASE" "flavour=$flavour" \
+  "${all_pkgs[@]}" "${mm_opts[@]}" "${sources[@]}" | sha256sum | cut -c1-16)
+ROOTFS_TAR=$CL_CACHE/rootfs/$CL_RELEASE-$flavour-$key.tar
+
+log "building $CL_NAME ($CL_PROVIDER) from $CL_RELEASE, PostgreSQL: ${CL_PG_VERSIONS:-none}"
+
+# ---------------------------------------------------------------- phase: rootfs
+make_rootfs() {
+  # Written under a temporary name and renamed: an interrupted run never leaves a tarball
+  # that a later run would take for a good one.
+  local tmp=$ROOTFS_TAR.partial
+  rm -f "$tmp"
+  "${fetch_net[@]}" mmdebstrap "${mm_opts[@]}" --format=tar "$CL_RELEASE" "$tmp" "${sources[@]}" </dev/null
+  printf '%s\n' "${all_pkgs[@]}" >"${ROOTFS_TAR%.tar}.packages"
+  mv -f "$tmp" "$ROOTFS_TAR"
+}
+
+# Two builds of the same release/flavour at once must not both run mmdebstrap.
+exec 9>"$ROOTFS_TAR.lock"
+flock 9
+if [ -s "$ROOTFS_TAR" ]; then
+  log "cached rootfs $ROOTFS_TAR"
+else
+  phase "mmdebstrap $CL_RELEASE ($flavour, ${#all_pkgs[@]} packages)" make_rootfs
+fi
+flock -u 9
+exec 9>&-
+
+ROOT=$WORK/root
+unpack_rootfs() {
+  mkdir "$ROOT"
+  tar -xpf "$ROOTFS_TAR" -C "$ROOT" --numeric-owner --xattrs --xattrs-include='*'
+}
+phase "unpack rootfs" unpack_rootfs
+
+# ---------------------------------------------------------------- phase: customize
+# The one customisation both outputs share. Runs the rootfs's own tools through chroot, so
+# each release uses its own useradd/ssh-keygen.
+customize_rootfs() {
+  local root=$1 flavour=$2
+  local home=/home/vagrant
+
+  # Vagrant logs in as vagrant with the insecure key, then needs passwordless sudo.
+  chroot "$root" useradd --create-home --shell /bin/bash --user-group vagrant
+  printf 'vagrant ALL=(ALL) NOPASSWD:ALL\nDefaults:vagrant !requiretty\n' \
+    >"$root/etc/sudoers.d/vagrant"
+  chmod 0440 "$root/etc/sudoers.d/vagrant"
+  install -d -m 0700 "$root$home/.ssh"
+  install -m 0600 "$CL_VAGRANT_PUBKEY" "$root$home/.ssh/authorized_keys"
+  chroot "$root" chown -R vagrant:vagrant "$home/.ssh"
+
+  # sshd: host keys now (a container has no first-boot step to make them), its privilege
+  # separation dir (a container has no systemd RuntimeDirectory), no reverse DNS (guests have
+  # no resolver that answers).
+  chroot "$root" ssh-keygen -A
+  install -d -m 0755 "$root/run/sshd"
+  if [ -d "$root/etc/ssh/sshd_config.d" ]; then
+    printf 'UseDNS no\nPasswordAuthentication no\n' >"$root/etc/ssh/sshd_config.d/clusterlab.conf"
+  fi
+
+  printf 'clusterlab\n' >"$root/etc/hostname"
+  printf '127.0.0.1\tlocalhost\n127.0.1.1\tclusterlab\n::1\tlocalhost ip6-localhost ip6-loopback\n' \
+    >"$root/etc/hosts"
+
+  # PostgreSQL: Debian's package created (and, in the chroot, did not start) the cluster
+  # `main` of each version. It stays: the provisioning scripts stop/empty it on followers.
+  # On a VM postgresql.service stays enabled so the leader's cluster is up after a boot.
+
+  if [ -n "$CL_EXTRA_TARBALL" ]; then
+    install -d -m 0755 "$root$CL_EXTRA_TARBALL_DEST"
+    tar -xf "$CL_EXTRA_TARBALL" -C "$root$CL_EXTRA_TARBALL_DEST" --no-same-owner
+  fi
+
+  if [ "$flavour" = vm ]; then
+    # Direct kernel boot with root=/dev/vda (no partition table, no bootloader).
+    printf '/dev/vda\t/\text4\tdefaults,errors=remount-ro\t0\t1\n' >"$root/etc/fstab"
+    # eth0 (net.ifnames=0) is vagrant-libvirt's management NIC, on DHCP; vagrant appends the
+    # private networks to this file itself.
+    cat >"$root/etc/network/interfaces" <<'IFACES'
+# Written by clusterlab's box builder. Vagrant appends private networks below.
+source /etc/network/interfaces.d/*
+
+auto lo
+iface lo inet loopback
+
+auto eth0
+iface eth0 inet dhcp
+IFACES
+    # Every VM of a box must get its own machine-id (DHCP client ids, journald): systemd
+    # makes one at first boot when the file is empty.
+    : >"$root/etc/machine-id"
+    rm -f "$root/var/lib/dbus/machine-id"
+    # Periodic jobs only steal the emulated CPU (and apt has no network to reach anyway).
+    local unit
+    for unit in apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer \
+      fstrim.timer man-db.timer; do
+      ln -sfn /dev/null "$root/etc/systemd/system/$unit"
+    done
+    # Boot must bring up sshd, networking and PostgreSQL: fail the build, not the boot.
+    local wants=$root/etc/systemd/system/multi-user.target.wants
+    # (-L: the links are absolute, they point into the rootfs, not into this host.)
+    for unit in ssh.service networking.service; do
+      [ -L "$wants/$unit" ] || die "$unit is not enabled in the rootfs"
+    done
+    if [ "${#pg_versions[@]}" -gt 0 ] && [ ! -L "$wants/postgresql.service" ]; then
+      ln -sfn /lib/systemd/system/postgresql.service "$wants/postgresql.service"
+    fi
+  fi
+}
+phase "customize rootfs" customize_rootfs "$ROOT" "$flavour"
+
+# A short description of the inputs, for the .done line: a later run (or clusterlab) compares
+# it to decide whether a rebuild is needed.
+inputs_sha() {
+  {
+    printf '%s\n' "$key" "$CL_PROVIDER" "$CL_EXTRA_TARBALL_DEST"
+    sha256sum "${BASH_SOURCE[0]}" "$CL_VAGRANT_PUBKEY" | cut -d' ' -f1
+    if [ -n "$CL_EXTRA_TARBALL" ]; then sha256sum "$CL_EXTRA_TARBALL" | cut -d' ' -f1; fi
+  } | sha256sum | cut -c1-16
+}
+
+# ---------------------------------------------------------------- output: docker
+build_docker() {
+  local import_tag="clusterlab-import/$SAFE_NAME:$key"
+  import_image() {
+    tar -C "$ROOT" --numeric-owner --xattrs -cf - . | docker import - "$import_tag" >/dev/null
+  }
+  # A plain rootfs has no CMD; the docker provider of vagrant needs a container that keeps
+  # running with sshd listening on 22.
+  docker_build() {
+    local ctx=$WORK/docker
+    mkdir -p "$ctx"
+    cat >"$ctx/Dockerfile" <<DOCKERFILE
+FROM $import_tag
+ENV LANG=C.UTF-8
+EXPOSE 22
+STOPSIGNAL SIGTERM
+CMD ["/usr/sbin/sshd", "-D", "-e"]
+DOCKERFILE
+    # The legacy builder: no buildx plugin here, nothing to pull (FROM is local).
+    DOCKER_BUILDKIT=0 docker build -q -t "$CL_NAME:latest" \
+      --label "org.clusterlab.release=$CL_RELEASE" \
+      --label "org.clusterlab.pg-versions=$CL_PG_VERSIONS" \
+      --label "org.clusterlab.rootfs=$key" "$ctx"
+    # The import tag was only a stepping stone; its layer stays as the image's parent.
+    docker rmi "$import_tag" >/dev/null
+  }
+  local old_id
+  old_id=$(docker image inspect --format '{{.Id}}' "$CL_NAME:latest" 2>/dev/null || true)
+  phase "docker import" import_image
+  phase "docker build $CL_NAME:latest" docker_build
+  IMAGE_ID=$(docker image inspect --format '{{.Id}}' "$CL_NAME:latest")
+  # A rebuild leaves the previous image untagged (~0.5 GB each time): drop it, unless a
+  # container still uses it (then rmi refuses and it stays).
+  if [ -n "$old_id" ] && [ "$old_id" != "$IMAGE_ID" ]; then
+    docker rmi "$old_id" >/dev/null 2>&1 || log "previous image ${old_id:7:12} still in use; kept"
+  fi
+  DONE_LINE="provider=docker name=$CL_NAME image=$CL_NAME:latest id=$IMAGE_ID"
+}
+
+# ---------------------------------------------------------------- output: libvirt
+build_libvirt() {
+  local box=$WORK/box
+  mkdir -p "$box"
+  copy_kernel() {
+    # The newest kernel and its initrd. qemu (as libvirt-qemu) reads them from VAGRANT_HOME,
+    # so they must be world-readable whatever mode Debian gave them.
+    local k i
+    k=$(find "$ROOT/boot" -maxdepth 1 -name 'vmlinuz-*' | sort -V | tail -n 1)
+    [ -n "$k" ] || { echo "no kernel in /boot"; return 1; }
+    i=$ROOT/boot/initrd.img-${k##*/vmlinuz-}
+    [ -f "$i" ] || { echo "no initrd for $k"; return 1; }
+    install -m 0644 "$k" "$box/vmlinuz"
+    install -m 0644 "$i" "$box/initrd.img"
+    echo "kernel ${k##*/}"
+  }
+  # mkfs.ext4 -d fills the file system from the directory: no loop device, no mount.
+  make_disk() { mkfs.ext4 -q -F -d "$ROOT" -L root "$WORK/disk.raw" "${CL_DISK_GB}G"; }
+  # -W: out-of-order writes; the raw file is sparse, so most of it is skipped.
+  make_qcow2() {
+    qemu-img convert -W -O qcow2 "$WORK/disk.raw" "$box/box.img"
+    rm -f "$WORK/disk.raw"
+  }
+  write_box_files() {
+    printf '{"provider":"libvirt","format":"qcow2","virtual_size":%s}\n' "$CL_DISK_GB" \
+      >"$box/metadata.json"
+    # The box's Vagrantfile is loaded before the project's: every setting here is a default
+    # that the user's Vagrantfile can override (e.g. driver "kvm" where KVM guests boot).
+    # qemu + qemu64 because on this kind of machine KVM guests hang; 1 vCPU / 1 GB per node.
+    cat >"$box/Vagrantfile" <<'VAGRANTFILE'
+# clusterlab box: Debian rootfs on /dev/vda (ext4, no partition table), booted directly
+# from the kernel and initrd shipped beside this file.
+Vagrant.configure("2") do |config|
+  config.vm.provider :libvirt do |libvirt|
+    libvirt.driver = "qemu"
+    libvirt.cpu_mode = "custom"
+    libvirt.cpu_model = "qemu64"
+    libvirt.cpus = 1
+    libvirt.memory = 1024
+    libvirt.disk_bus = "virtio"
+    libvirt.kernel = File.expand_path("vmlinuz", __dir__)
+    libvirt.initrd = File.expand_path("initrd.img", __dir__)
+    libvirt.cmd_line = "root=/dev/vda rw console=ttyS0 net.ifnames=0"
+  end
+end
+VAGRANTFILE
+  }
+  pack_box() {
+    local out=$CL_CACHE/$SAFE_NAME.box
+    # Uncompressed: qcow2 is already compact and gzip would cost minutes of CPU.
+    tar -C "$box" -cf "$out.partial" metadata.json Vagrantfile box.img vmlinuz initrd.img
+    mv -f "$out.partial" "$out"
+    ls -l "$out"
+  }
+  add_box() { vagrant box add --force --name "$CL_NAME" "$CL_CACHE/$SAFE_NAME.box"; }
+  phase "kernel + initrd" copy_kernel
+  phase "mkfs.ext4 ${CL_DISK_GB}G" make_disk
+  phase "qemu-img convert qcow2" make_qcow2
+  phase "box files" write_box_files
+  phase "tar box" pack_box
+  phase "vagrant box add $CL_NAME" add_box
+  DONE_LINE="provider=libvirt name=$CL_NAME box=$CL_CACHE/$SAFE_NAME.box vagrant_home=${VAGRANT_HOME:-~/.vagrant.d}"
+}
+
+DONE_LINE=
+if [ "$CL_PROVIDER" = docker ]; then build_docker; else build_libvirt; fi
+
+# ---------------------------------------------------------------- record
+# One line per provider (the same name can exist as image and as box): replace ours, keep
+# the other's.
+DONE_FILE=$CL_CACHE/$SAFE_NAME.done
+DONE_LINE="$DONE_LINE release=$CL_RELEASE pg=${CL_PG_VERSIONS// /,} rootfs=$key inputs=$(inputs_sha) built=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+{
+  if [ -f "$DONE_FILE" ]; then grep -v "^provider=$CL_PROVIDER " "$DONE_FILE" || true; fi
+  printf '%s\n' "$DONE_LINE"
+} >"$DONE_FILE.partial"
+mv -f "$DONE_FILE.partial" "$DONE_FILE"
+log "built $CL_NAME ($CL_PROVIDER) in $(elapsed "$T_START")s; recorded in $DONE_FILE"
