@@ -71,13 +71,15 @@ impl Cluster {
         Vagrant { runner: ctx.runner, dir: self.workdir.root.clone(), logs: self.workdir.logs(), quiet: ctx.quiet }
     }
 
-    fn state(&self) -> State {
-        State::load(&self.workdir).unwrap_or_else(|| State {
+    fn state(&self, ctx: &Ctx) -> State {
+        let mut st = State::load(&self.workdir).unwrap_or_else(|| State {
             cluster: self.plan.name.clone(),
             provider: self.plan.provider.into(),
             phase: "rendered".into(),
             ..Default::default()
-        })
+        });
+        st.dry_run = !ctx.runner.is_real();
+        st
     }
 
     /// Runs `body`; on failure records it (phase failed or interrupted) before returning the error.
@@ -95,7 +97,7 @@ impl Cluster {
         let start = Instant::now();
         let _lock = Lock::acquire(&self.workdir, &self.plan.name, "up")?;
         self.render(ctx.templates.as_deref())?;
-        let mut st = self.state();
+        let mut st = self.state(ctx);
         let vagrant = self.vagrant(ctx);
         let provider = self.provider(ctx, &vagrant);
         self.recorded(&mut st, |st| {
@@ -109,7 +111,7 @@ impl Cluster {
                 ctx.progress(start, &format!("provisioning {}", names.join(", ")));
                 parallel(&wave, |n| vagrant.provision(&n.name))?;
             }
-            if verify {
+            if verify && ctx.runner.is_real() {
                 interrupted("up")?;
                 st.enter(&self.workdir, "up", "verifying", None)?;
                 self.verify_and_print(ctx, Duration::from_secs(60), false)?;
@@ -175,7 +177,7 @@ impl Cluster {
     pub fn reset(&self, ctx: &Ctx, method: Option<Method>, verify: bool) -> Result<()> {
         let start = Instant::now();
         let _lock = Lock::acquire(&self.workdir, &self.plan.name, "reset")?;
-        let mut st = self.state();
+        let mut st = self.state(ctx);
         let Some(baseline) = st.baseline.clone() else {
             return Err(Error::usage(
                 format!("cluster {} has no known state to go back to (phase: {})", self.plan.name, st.phase),
@@ -226,7 +228,7 @@ impl Cluster {
     pub fn destroy(&self, ctx: &Ctx) -> Result<()> {
         let start = Instant::now();
         let lock = Lock::acquire(&self.workdir, &self.plan.name, "destroy")?;
-        let mut st = self.state();
+        let mut st = self.state(ctx);
         let vagrant = self.vagrant(ctx);
         let provider = self.provider(ctx, &vagrant);
         self.recorded(&mut st, |st| {

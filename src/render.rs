@@ -75,10 +75,13 @@ impl Renderer {
             content: self.render("Vagrantfile.tera", &ctx)?,
             executable: false,
         }];
+        // The node control script is the same on every node; it is embedded in
+        // each provisioning script and also written out, for reading and linting.
+        let ctl = self.render("scripts/pgctl.sh.tera", &ctx)?;
+        files.push(File { path: "scripts/clusterlab-pg".into(), content: ctl.clone(), executable: true });
         for node in &plan.nodes {
             let mut ctx = ctx.clone();
             ctx.insert("node", node);
-            let ctl = self.render("scripts/pgctl.sh.tera", &ctx)?;
             ctx.insert("ctl", &ctl);
             let template = format!("scripts/{}.sh.tera", node.role);
             files.push(File {

@@ -26,6 +26,9 @@ pub struct State {
     #[serde(default)]
     pub baseline: Option<String>,
     pub updated_at: u64,
+    /// Set for --dry-run: nothing really happened, so nothing is recorded.
+    #[serde(skip)]
+    pub dry_run: bool,
 }
 
 impl State {
@@ -35,6 +38,9 @@ impl State {
     }
 
     pub fn save(&mut self, w: &Workdir) -> Result<()> {
+        if self.dry_run {
+            return Ok(());
+        }
         self.updated_at = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         std::fs::create_dir_all(&w.root).map_err(|e| Error::io(&w.root, e))?;
         let json = serde_json::to_string_pretty(self).expect("state serializes") + "\n";
