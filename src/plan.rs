@@ -31,6 +31,8 @@ pub struct Plan {
     pub box_version: Option<String>,
     pub network: String,
     pub netmask: String,
+    /// The network's prefix length: Vagrant's docker provider wants `netmask: 24`.
+    pub prefix_len: u8,
     pub cpus: u32,
     pub memory: u32,
     pub provider_options: ProviderOptions,
@@ -437,6 +439,7 @@ pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
         box_version: spec.box_version.clone(),
         network: net.to_string(),
         netmask: net.netmask().to_string(),
+        prefix_len: net.prefix_len(),
         cpus: spec.resources.cpus,
         memory: spec.resources.memory,
         provider_options: spec.provider_options.clone(),
