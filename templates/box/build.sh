@@ -400,6 +400,35 @@ VAGRANTFILE
   phase "box files" write_box_files
   phase "tar box" pack_box
   phase "vagrant box add $CL_NAME" add_box
+  # vagrant-libvirt uploads a box into the pool as a volume named after the box and the
+  # mtime of its box.img (for unversioned boxes), so each rebuild leaves the previous upload
+  # (~1 GB) behind. Remove those that no VM disk is backed by. Best effort: needs libvirtd.
+  prune_volumes() {
+    local uri=${LIBVIRT_DEFAULT_URI:-qemu:///system} prefix keep img vol path other used info
+    local -a paths
+    virsh -q -c "$uri" pool-info default >/dev/null 2>&1 || { echo "no libvirt pool: skipped"; return 0; }
+    prefix="${CL_NAME//\//-VAGRANTSLASH-}_vagrant_box_image_0_"
+    img="${VAGRANT_HOME:-$HOME/.vagrant.d}/boxes/${CL_NAME//\//-VAGRANTSLASH-}/0/libvirt/box.img"
+    keep="${prefix}$(stat -c %Y "$img" 2>/dev/null || echo none)_box.img"
+    mapfile -t paths < <(virsh -q -c "$uri" vol-list default | awk '{print $NF}')
+    for path in "${paths[@]}"; do
+      vol=${path##*/}
+      [[ $vol == "$prefix"*_box.img && $vol != "$keep" ]] || continue
+      used=0
+      for other in "${paths[@]}"; do
+        [ "$other" != "$path" ] || continue
+        # Captured first: `| grep -q` under pipefail could turn "found" into "not found".
+        info=$(qemu-img info -U "$other" 2>/dev/null || true)
+        if grep -qF "backing file: $path" <<<"$info"; then used=1; fi
+      done
+      if [ "$used" -eq 0 ]; then
+        virsh -q -c "$uri" vol-delete --pool default "$vol" && echo "deleted stale volume $vol"
+      else
+        echo "kept $vol: a VM disk is backed by it"
+      fi
+    done
+  }
+  phase "prune stale box volumes" prune_volumes
   DONE_LINE="provider=libvirt name=$CL_NAME box=$CL_CACHE/$SAFE_NAME.box vagrant_home=${VAGRANT_HOME:-~/.vagrant.d}"
 }
 

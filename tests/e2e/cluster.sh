@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# End-to-end on real machines, for one spec: up -> verify -> write rows ->
+# break a follower (verify must fail) -> reset (rows gone, follower back,
+# verify passes) -> destroy -> nothing left behind. Cleans up on any failure.
+#
+#   tests/e2e/cluster.sh SPEC [RESET-METHOD]
+#
+# Run it inside the lab (`lab/lab.sh exec tests/e2e/cluster.sh SPEC`).
+set -euo pipefail
+spec=$1
+method=${2:-}
+CL=${CLUSTERLAB:-target/debug/clusterlab}
+plan=$("$CL" check --json "$spec")
+field() { python3 -c "import json,sys; p=json.load(sys.stdin); print($1)" <<<"$plan"; }
+name=$(field 'p["name"]')
+provider=$(field 'p["provider"]')
+followers=$(field '" ".join(n["name"] for n in p["nodes"] if n["role"] == "follower")')
+first_follower=${followers%% *}
+first_machine=$(field '[n["machine"] for n in p["nodes"] if n["role"] == "follower"][0]')
+
+say() { echo "e2e[$name]: $*"; }
+fail() { say "FAILED: $*"; exit 1; }
+timed() {
+  local start=$SECONDS
+  "$@"
+  say "$(basename "$1") ${2:-} took $((SECONDS - start)) s"
+}
+cleanup() {
+  local rc=$?
+  if [ $rc -ne 0 ]; then
+    say "cleaning up after a failure (exit $rc)"
+    "$CL" status "$spec" || true
+  fi
+  "$CL" -q destroy "$spec" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+timed "$CL" up "$spec"
+timed "$CL" verify "$spec"
+
+"$CL" sql "$spec" "CREATE TABLE e2e_after_up AS SELECT generate_series(1, 100) AS x"
+"$CL" -q verify "$spec" # the table has reached every follower now
+for n in $followers; do
+  [ "$("$CL" sql "$spec" --node "$n" "SELECT count(*) FROM e2e_after_up")" = 100 ] || fail "rows did not reach $n"
+done
+
+# A verify that cannot fail is worthless: stop one follower and expect a failure.
+if [ "$provider" = docker ]; then
+  docker exec "$first_machine" clusterlab-pg stop
+else
+  "$CL" ssh "$spec" "$first_follower" -c "sudo clusterlab-pg stop" </dev/null
+fi
+set +e
+"$CL" verify --timeout 5 "$spec" > /tmp/e2e-broken.$$ 2>&1
+rc=$?
+set -e
+grep -q "$first_follower" /tmp/e2e-broken.$$ || { cat /tmp/e2e-broken.$$; fail "verify did not name the broken follower"; }
+rm -f /tmp/e2e-broken.$$
+[ $rc = 3 ] || fail "verify of a broken cluster exited $rc, expected 3"
+say "verify caught the stopped follower $first_follower (exit 3)"
+
+timed "$CL" reset "$spec" ${method:+--method "$method"}
+for n in $(field '" ".join(n["name"] for n in p["nodes"])'); do
+  [ "$("$CL" sql "$spec" --node "$n" "SELECT to_regclass('e2e_after_up') IS NULL")" = t ] || fail "rows written after up survived the reset on $n"
+done
+say "reset removed the rows written after up on every node"
+timed "$CL" verify "$spec"
+
+timed "$CL" destroy "$spec"
+trap - EXIT
+case "$provider" in
+  docker) left=$(docker ps -a --format '{{.Names}}' | grep "^clusterlab-$name-" || true) ;;
+  libvirt) left=$( (virsh list --all --name; virsh vol-list default | awk 'NR>2 {print $1}') | grep "^clusterlab-$name-" || true) ;;
+  *) left= ;;
+esac
+[ -z "$left" ] || fail "destroy left behind: $left"
+[ ! -e "$(dirname "$spec")/.clusterlab/$name" ] || fail "destroy left the working directory"
+say "PASSED"
