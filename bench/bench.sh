@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Measures clusterlab against raw vagrant on a hand-written Vagrantfile
+# (bench/raw/), same 3-node PostgreSQL 15 cluster, same machine, one run, and
+# prints a Markdown table. Run it inside the lab:
+#
+#   lab/lab.sh exec bench/bench.sh [docker] [libvirt] [box] [matrix]
+#
+# verify and reset are the median of 3 runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CL=${CLUSTERLAB:-target/release/clusterlab}
+[ -x "$CL" ] || cargo build --release --offline -q
+what=${*:-docker libvirt}
+rows=()
+
+secs() { # run a command quietly, print its wall time in seconds
+  local start end
+  start=$(date +%s.%N)
+  "$@" >/dev/null 2>&1 || { echo "bench: FAILED: $*" >&2; return 1; }
+  end=$(date +%s.%N)
+  echo "$end - $start" | bc
+}
+median3() { # median wall time of three runs
+  local a b c
+  a=$(secs "$@"); b=$(secs "$@"); c=$(secs "$@")
+  printf '%s\n%s\n%s\n' "$a" "$b" "$c" | sort -n | sed -n 2p
+}
+row() { rows+=("$(printf '| %-34s | %10s | %10s |' "$1" "$2" "$3")"); }
+
+raw_verify() { # what one checks by hand: the leader sees two streaming followers, they are in recovery
+  (cd bench/raw &&
+    vagrant ssh pg1 -c "sudo -u postgres psql -tAc \"select count(*) from pg_stat_replication where state='streaming'\"" | grep -q 2 &&
+    vagrant ssh pg2 -c "sudo -u postgres psql -tAc 'select pg_is_in_recovery()'" | grep -q t &&
+    vagrant ssh pg3 -c "sudo -u postgres psql -tAc 'select pg_is_in_recovery()'" | grep -q t)
+}
+raw() { (cd bench/raw && "$@"); }
+
+bench_provider() {
+  local p=$1 spec=bench/specs/pg15-$1.yaml
+  export RAW_PROVIDER=$p RAW_NET=10.48.$([ "$p" = docker ] && echo 1 || echo 2)
+  "$CL" -q destroy "$spec" >/dev/null 2>&1 || true
+  raw vagrant destroy -f >/dev/null 2>&1 || true
+
+  local baseline=data
+  [ "$p" = libvirt ] && baseline=both
+  row "**$p**" "clusterlab" "raw vagrant"
+  local cl_up raw_up
+  cl_up=$(secs "$CL" -q up --baseline "$baseline" "$spec")
+  if [ "$p" = docker ]; then
+    raw_up=$(secs raw vagrant up --no-parallel)
+  else
+    raw_up=$(secs bash -c 'cd bench/raw && vagrant up --no-provision && vagrant provision pg1 && vagrant provision pg2 && vagrant provision pg3')
+  fi
+  row "up (3 nodes, provisioned, cold)" "$cl_up" "$raw_up"
+  row "verify" "$(median3 "$CL" -q verify "$spec")" "$(median3 raw_verify)"
+  row "reset --method data, with verify" "$(median3 "$CL" -q reset --method data "$spec")" "-"
+  if [ "$p" = libvirt ]; then
+    row "snapshot save (raw: vagrant snapshot save)" "(in up)" "$(secs raw vagrant snapshot save --force known)"
+    row "reset --method snapshot, with verify" "$(median3 "$CL" -q reset --method snapshot "$spec")" \
+      "$(median3 raw vagrant snapshot restore --no-provision known)"
+  else
+    row "reset by destroy + up (no snapshots)" "-" "$(secs bash -c 'cd bench/raw && vagrant destroy -f && vagrant up --no-parallel')"
+  fi
+  row "destroy" "$(secs "$CL" -q destroy "$spec")" "$(secs raw vagrant destroy -f)"
+}
+
+for w in $what; do
+  case $w in
+    docker|libvirt) bench_provider "$w" ;;
+    box)
+      cache=$(mktemp -d /var/tmp/clusterlab-bench-cache.XXXX)
+      row "**box build (docker, bookworm-pg15)**" "" ""
+      row "cold (empty cache)" "$(secs "$CL" -q box build --provider docker --release bookworm --postgres 15 --cache "$cache")" ""
+      row "cached rootfs" "$(secs "$CL" -q box build --provider docker --release bookworm --postgres 15 --cache "$cache")" ""
+      row "**box build (libvirt, bookworm-pg15)**" "" ""
+      row "cold rootfs (kernel flavour)" "$(secs "$CL" -q box build --provider libvirt --release bookworm --postgres 15 --cache "$cache")" ""
+      row "cached rootfs" "$(secs "$CL" -q box build --provider libvirt --release bookworm --postgres 15 --cache "$cache")" ""
+      rm -rf "$cache" ;;
+    matrix)
+      row "**matrix (3 docker cells: 13, 15, 17)**" "" ""
+      row "--jobs 1" "$(secs "$CL" -q matrix clusters/ci.matrix.yaml --jobs 1)" ""
+      row "--jobs 2" "$(secs "$CL" -q matrix clusters/ci.matrix.yaml --jobs 2)" ""
+      ;;
+  esac
+done
+
+echo
+echo "bench: $(date -u +%Y-%m-%d), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(. /etc/os-release && echo "$PRETTY_NAME"), seconds"
+echo "| step                               | clusterlab | raw vagrant|"
+echo "|------------------------------------|-----------:|-----------:|"
+printf '%s\n' "${rows[@]}"
