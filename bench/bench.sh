@@ -37,7 +37,9 @@ raw() { (cd bench/raw && "$@"); }
 
 bench_provider() {
   local p=$1 spec=bench/specs/pg15-$1.yaml
-  export RAW_PROVIDER=$p RAW_NET=10.48.$([ "$p" = docker ] && echo 1 || echo 2)
+  RAW_NET=10.48.1
+  [ "$p" = libvirt ] && RAW_NET=10.48.2
+  export RAW_PROVIDER=$p RAW_NET
   "$CL" -q destroy "$spec" >/dev/null 2>&1 || true
   raw vagrant destroy -f >/dev/null 2>&1 || true
 
@@ -85,7 +87,7 @@ for w in $what; do
 done
 
 echo
-echo "bench: $(date -u +%Y-%m-%d), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(. /etc/os-release && echo "$PRETTY_NAME"), seconds"
+echo "bench: $(date -u +%Y-%m-%d), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(grep -oP "(?<=PRETTY_NAME=\")[^\"]*" /etc/os-release), seconds"
 echo "| step                               | clusterlab | raw vagrant|"
 echo "|------------------------------------|-----------:|-----------:|"
 printf '%s\n' "${rows[@]}"

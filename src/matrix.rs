@@ -30,6 +30,8 @@ const DEFAULT_STEP_TIMEOUT: u64 = 300;
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Lines of output kept for a failure in the reports.
 const TAIL_LINES: usize = 60;
+/// Lines of it repeated under the summary table.
+const SUMMARY_TAIL_LINES: usize = 15;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct MatrixArgs {
@@ -661,6 +663,8 @@ pub struct CellReport {
     pub spec: PathBuf,
     /// Left up by --keep-failed.
     pub kept: bool,
+    /// The cell's vagrant logs: saved beside its spec before destroy, or in its kept working directory.
+    pub logs: Option<PathBuf>,
     /// The cell's values as planned (version, followers, ...).
     pub values: serde_json::Value,
     /// The cell's progress lines and step output, for JUnit's system-out.
@@ -680,6 +684,7 @@ impl CellReport {
             output: None,
             spec: cell.spec_path.clone(),
             kept: false,
+            logs: None,
             values: values_json(cell, cluster),
             log: Vec::new(),
         }
@@ -729,6 +734,11 @@ impl Failure {
     }
 }
 
+/// Seconds, to the millisecond (the reports need no more).
+fn millis(d: Duration) -> f64 {
+    d.as_millis() as f64 / 1000.0
+}
+
 /// The last `n` lines of `text`.
 fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
@@ -767,7 +777,7 @@ impl Session<'_> {
     fn timed<T>(&self, r: &mut CellReport, phase: &str, body: impl FnOnce() -> Result<T, Failure>) -> Result<T, Failure> {
         let t = Instant::now();
         let out = body();
-        r.phases.push(PhaseTime { name: phase.into(), seconds: t.elapsed().as_secs_f64(), ok: out.is_ok() });
+        r.phases.push(PhaseTime { name: phase.into(), seconds: millis(t.elapsed()), ok: out.is_ok() });
         out
     }
 
@@ -775,12 +785,17 @@ impl Session<'_> {
         let t0 = Instant::now();
         let mut r = CellReport::new(cell, cluster);
         let mut failure = self.phases(cell, cluster, &mut r).err();
+        let workdir_logs = cluster.workdir.path("logs");
         if failure.is_some() && self.args.keep_failed {
             r.kept = true;
+            r.logs = Some(workdir_logs.clone());
             let p = shell_words::quote(&cell.spec_path.display().to_string()).into_owned();
             let leader = &cluster.plan.leader().name;
             self.note(&mut r, &format!("kept for debugging: `clusterlab status {p}`, `clusterlab ssh {p} {leader}`; `clusterlab destroy {p}` when done"));
         } else {
+            if self.ctx.runner.is_real() {
+                r.logs = save_logs(&workdir_logs, &cell.spec_path.with_extension("logs"));
+            }
             self.note(&mut r, "destroy");
             let destroyed = self.timed(&mut r, "destroy", || cluster.destroy(&self.ctx).map_err(|e| Failure::from_error("destroy", &e)));
             match (destroyed, &mut failure) {
@@ -789,14 +804,20 @@ impl Session<'_> {
                 (Ok(()), _) => {}
             }
         }
-        let total = t0.elapsed().as_secs_f64();
+        let total = millis(t0.elapsed());
         r.seconds = total;
         match failure {
             None => {
                 r.result = Outcome::Passed;
                 self.note(&mut r, &format!("PASSED in {total:.1}s"));
             }
-            Some(f) => {
+            Some(mut f) => {
+                // The hints of cluster operations say `clusterlab status SPEC`
+                // and point into logs/, which destroy removed: name this
+                // cell's spec and where its logs were saved.
+                let spec = format!(" {}", shell_words::quote(&cell.spec_path.display().to_string()));
+                let logs = r.logs.as_ref().map_or_else(|| workdir_logs.display().to_string(), |l| l.display().to_string());
+                f.output = f.output.map(|o| o.replace(" SPEC", &spec).replace(&workdir_logs.display().to_string(), &logs));
                 r.result = if f.interrupted { Outcome::Interrupted } else { Outcome::Failed };
                 let word = if f.interrupted { "INTERRUPTED" } else { "FAILED" };
                 self.note(&mut r, &format!("{word} in {total:.1}s: {}: {}", f.phase, f.message));
@@ -931,6 +952,18 @@ fn run_step(ctx: &Ctx, cluster: &Cluster, step: &Step, phase: &str) -> Result<St
     Ok(out.join("\n"))
 }
 
+/// Copies a cell's logs out of its working directory, which destroy removes.
+/// Best effort: the logs help, but their loss must not fail the cell.
+fn save_logs(from: &Path, to: &Path) -> Option<PathBuf> {
+    let entries = std::fs::read_dir(from).ok()?;
+    let _ = std::fs::remove_dir_all(to);
+    std::fs::create_dir_all(to).ok()?;
+    for e in entries.flatten() {
+        let _ = std::fs::copy(e.path(), to.join(e.file_name()));
+    }
+    Some(to.to_path_buf())
+}
+
 /// MiB the kernel says can be used without swapping.
 fn mem_available_mib() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
@@ -941,9 +974,13 @@ fn mem_available_mib() -> Option<u64> {
 /// As many cells as fit in available memory: the largest cell's nodes, plus
 /// 256 MiB for its vagrant, at least 1 and no more than there are cells.
 fn default_jobs(clusters: &[&Cluster]) -> usize {
-    let per_cell = clusters.iter().map(|c| c.plan.nodes.len() as u64 * u64::from(c.plan.memory) + 256).max().unwrap_or(1024);
-    let fit = mem_available_mib().map_or(1, |m| (m / per_cell) as usize);
-    fit.clamp(1, clusters.len().max(1))
+    let cell_mib = clusters.iter().map(|c| c.plan.nodes.len() as u64 * u64::from(c.plan.memory) + 256);
+    fit_jobs(mem_available_mib(), cell_mib.max().unwrap_or(1024), clusters.len())
+}
+
+fn fit_jobs(available_mib: Option<u64>, cell_mib: u64, cells: usize) -> usize {
+    let fit = available_mib.map_or(1, |m| (m / cell_mib.max(1)) as usize);
+    fit.clamp(1, cells.max(1))
 }
 
 pub fn run(ctx: &Ctx, args: &MatrixArgs) -> Result<i32> {
@@ -1063,7 +1100,10 @@ fn summary_table(reports: &[CellReport], elapsed: Duration) -> String {
         elapsed.as_secs_f64()
     );
     for r in reports.iter().filter(|r| matches!(r.result, Outcome::Failed | Outcome::Interrupted)) {
-        out += &format!("{}: {}: {}\n", r.name, r.failed_phase.as_deref().unwrap_or("?"), r.error.as_deref().unwrap_or(""));
+        out += &format!("\n{}: {}: {}\n", r.name, r.failed_phase.as_deref().unwrap_or("?"), r.error.as_deref().unwrap_or(""));
+        if let Some(o) = r.output.as_deref().filter(|o| !o.trim().is_empty()) {
+            out += &format!("  | {}\n", tail(o, SUMMARY_TAIL_LINES).replace('\n', "\n  | "));
+        }
         if r.kept {
             out += &format!("  kept: `clusterlab status {}`\n", r.spec.display());
         }
@@ -1117,18 +1157,30 @@ fn junit(matrix: &Matrix, reports: &[CellReport], elapsed: Duration) -> String {
     report.to_string().expect("a JUnit report serializes")
 }
 
+#[derive(Serialize)]
+struct Summary<'a> {
+    matrix: &'a Path,
+    jobs: usize,
+    seconds: f64,
+    passed: usize,
+    failed: usize,
+    interrupted: usize,
+    skipped: usize,
+    cells: &'a [CellReport],
+}
+
 fn json_summary(matrix: &Matrix, reports: &[CellReport], elapsed: Duration, jobs: usize) -> String {
     let count = |o: Outcome| reports.iter().filter(|r| r.result == o).count();
-    let summary = serde_json::json!({
-        "matrix": matrix.path,
-        "jobs": jobs,
-        "seconds": elapsed.as_secs_f64(),
-        "passed": count(Outcome::Passed),
-        "failed": count(Outcome::Failed),
-        "interrupted": count(Outcome::Interrupted),
-        "skipped": count(Outcome::Skipped),
-        "cells": reports,
-    });
+    let summary = Summary {
+        matrix: &matrix.path,
+        jobs,
+        seconds: millis(elapsed),
+        passed: count(Outcome::Passed),
+        failed: count(Outcome::Failed),
+        interrupted: count(Outcome::Interrupted),
+        skipped: count(Outcome::Skipped),
+        cells: reports,
+    };
     serde_json::to_string_pretty(&summary).expect("the summary serializes") + "\n"
 }
 
@@ -1285,7 +1337,11 @@ mod tests {
 
     #[test]
     fn default_jobs_fit_memory_and_cells() {
-        let j = default_jobs(&[]);
-        assert_eq!(j, 1);
+        // Three nodes of 768 MiB plus 256 for vagrant: 2560 MiB a cell.
+        assert_eq!(fit_jobs(Some(8000), 2560, 5), 3);
+        assert_eq!(fit_jobs(Some(8000), 2560, 2), 2);
+        assert_eq!(fit_jobs(Some(1000), 2560, 5), 1);
+        assert_eq!(fit_jobs(None, 2560, 5), 1);
+        assert!(mem_available_mib().is_some_and(|m| m > 0));
     }
 }

@@ -1,0 +1,380 @@
+//! `clusterlab matrix` end to end, without machines: `--list`, validation,
+//! `--dry-run`, and runs through a fake `vagrant` and `docker` on PATH.
+
+use assert_cmd::Command;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const BASE: &str = "\
+name: base
+version: 15
+box: clusterlab/bookworm-pg15
+provider: docker
+network: 10.42.15.0/24
+topology: {followers: 2}
+";
+
+/// A temp dir with `base.yaml` and `m.matrix.yaml` holding `matrix`.
+fn setup(matrix: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("base.yaml"), BASE).unwrap();
+    std::fs::write(dir.path().join("m.matrix.yaml"), matrix).unwrap();
+    dir
+}
+
+fn matrix_file(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("m.matrix.yaml")
+}
+
+fn clusterlab() -> Command {
+    Command::cargo_bin("clusterlab").unwrap()
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Whether miette's report `err` says `needle`: miette wraps lines at the
+/// terminal's width (80 here) inside its frame, so both are compared without
+/// whitespace and frame characters.
+fn says(err: &str, needle: &str) -> bool {
+    let squash = |s: &str| s.chars().filter(|c| !c.is_whitespace() && !"│×╭╰─·┬".contains(*c)).collect::<String>();
+    squash(err).contains(&squash(needle))
+}
+
+/// The working directory of a cell of `m.matrix.yaml`.
+fn workdir(dir: &tempfile::TempDir, cell: &str) -> PathBuf {
+    dir.path().join(".clusterlab/matrix-m/.clusterlab").join(cell)
+}
+
+const THREE: &str = "\
+base: base.yaml
+axes:
+  version: [13, 15, 17]
+boxes:
+  13: clusterlab/bullseye-pg13
+  17: clusterlab/trixie-pg17
+steps:
+  - name: hello
+    run: echo hello from the leader
+";
+
+#[test]
+fn list_github_is_one_matrix_entry_per_cell() {
+    let dir = setup(
+        "base: base.yaml\naxes:\n  version: [13, 15, 17]\n  followers: [1, 2]\nexclude:\n  - {version: 13, followers: 1}\ninclude:\n  - {version: 16, followers: 3, mode: sync}\n",
+    );
+    let out = clusterlab().args(["matrix", "--list", "--format", "github"]).arg(matrix_file(&dir)).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let include = json["include"].as_array().unwrap();
+    let names: Vec<&str> = include.iter().map(|c| c["cell"].as_str().unwrap()).collect();
+    assert_eq!(names, ["pg13-f2-slots", "pg15-f1-slots", "pg15-f2-slots", "pg17-f1-slots", "pg17-f2-slots", "pg16-f3-slots-sync"]);
+    assert_eq!(include[5]["version"], "16");
+    assert_eq!(include[5]["followers"], 3);
+    assert_eq!(include[5]["mode"], "sync");
+    assert_eq!(include[0]["provider"], "docker");
+    // The base's box is for 15 only; other versions get the default box of theirs.
+    assert_eq!(include[0]["box"], "clusterlab/bullseye-pg13");
+    assert_eq!(include[2]["box"], "clusterlab/bookworm-pg15");
+
+    // Every cell has its own spec, with its own name and its own /24.
+    let mut networks = Vec::new();
+    for name in &names {
+        let spec: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(dir.path().join(format!(".clusterlab/matrix-m/{name}.yaml"))).unwrap()).unwrap();
+        assert_eq!(spec["name"].as_str(), Some(*name));
+        networks.push(spec["network"].as_str().unwrap().to_string());
+    }
+    assert_eq!(networks[0], "10.50.0.0/24");
+    assert_eq!(networks[5], "10.50.5.0/24");
+    networks.sort();
+    networks.dedup();
+    assert_eq!(networks.len(), names.len());
+}
+
+#[test]
+fn list_text_and_gitlab() {
+    let dir = setup(THREE);
+    let out = clusterlab().args(["matrix", "--list"]).arg(matrix_file(&dir)).output().unwrap();
+    assert_eq!(stdout(&out), "pg13-f2-slots\npg15-f2-slots\npg17-f2-slots\n");
+    let out = clusterlab().args(["matrix", "--list", "--format", "gitlab"]).arg(matrix_file(&dir)).output().unwrap();
+    let yaml: serde_yaml::Value = serde_yaml::from_str(&stdout(&out)).unwrap();
+    let cells = yaml["parallel"]["matrix"][0]["CELL"].as_sequence().unwrap();
+    assert_eq!(cells.len(), 3);
+}
+
+#[test]
+fn filter_and_cell_pick_cells() {
+    let dir = setup(THREE);
+    let list = |args: &[&str]| {
+        let out = clusterlab().args(["matrix", "--list"]).args(args).arg(matrix_file(&dir)).output().unwrap();
+        (out.status.code(), stdout(&out), stderr(&out))
+    };
+    assert_eq!(list(&["--filter", "pg13"]).1, "pg13-f2-slots\n");
+    assert_eq!(list(&["--filter", "pg1*-f2-*", "--filter", "pg17"]).1, "pg13-f2-slots\npg15-f2-slots\npg17-f2-slots\n");
+    assert_eq!(list(&["--filter", "pg1[57]"]).1, "", "no glob but `*`: `[` is literal, so nothing matches");
+    assert_eq!(list(&["--cell", "pg15-f2-slots"]).1, "pg15-f2-slots\n");
+
+    let (code, _, err) = list(&["--cell", "pg16-f2-slots"]);
+    assert_eq!(code, Some(2));
+    assert!(says(&err, "no cell `pg16-f2-slots`") && says(&err, "pg13-f2-slots, pg15-f2-slots, pg17-f2-slots"), "{err}");
+    let (code, _, err) = list(&["--filter", "pg9"]);
+    assert_eq!(code, Some(2));
+    assert!(says(&err, "no cell"), "{err}");
+}
+
+#[test]
+fn invalid_cells_are_all_reported_before_anything_starts() {
+    let dir = setup("base: base.yaml\naxes:\n  version: [9.5, 15, 9.3]\n  mode: [sync]\n");
+    // FIRST 1 (...) is PostgreSQL 10 syntax: fine for 15, wrong for 9.5.
+    std::fs::write(dir.path().join("base.yaml"), format!("{BASE}replication:\n  mode: sync\n  synchronous_standby_names: FIRST 1 (pg2)\n")).unwrap();
+    let out = clusterlab().args(["--dry-run", "matrix"]).arg(matrix_file(&dir)).output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(says(&err, "2 of 3 cells are invalid"), "{err}");
+    assert!(says(&err, "pg95-f2-slots-sync: ") && says(&err, "FIRST/ANY syntax needs PostgreSQL 10 or later; this cluster is 9.5"), "{err}");
+    assert!(says(&err, "pg93-f2-slots-sync: ") && says(&err, "PostgreSQL 9.3 has no physical replication slots"), "{err}");
+    assert!(!says(&err, "pg15-f2-slots-sync: "), "the valid cell is not listed: {err}");
+    assert!(!stdout(&out).contains("vagrant"), "nothing may start: {}", stdout(&out));
+}
+
+#[test]
+fn step_on_a_missing_node_is_invalid() {
+    let dir = setup("base: base.yaml\naxes:\n  followers: [1, 2]\nsteps:\n  - {name: on-pg3, node: pg3, run: 'true'}\n");
+    let out = clusterlab().args(["matrix", "--list"]).arg(matrix_file(&dir)).output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(says(&err, "1 of 2 cells are invalid") && says(&err, "pg15-f1-slots: step `on-pg3` runs on `pg3`"), "{err}");
+}
+
+#[test]
+fn matrix_file_errors_point_at_the_line() {
+    let dir = setup("base: base.yaml\naxes:\n  version: [15]\n  folowers: [1]\n");
+    let out = clusterlab().args(["matrix", "--list"]).arg(matrix_file(&dir)).output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(says(&err, "m.matrix.yaml:4:3: axes: unknown field `folowers`"), "{err}");
+
+    let dir = setup("base: base.yaml\naxes:\n  version: [15]\nsteps:\n  - {name: both, run: 'true', sql: 'select 1'}\n");
+    let out = clusterlab().args(["matrix", "--list"]).arg(matrix_file(&dir)).output().unwrap();
+    assert!(says(&stderr(&out), "m.matrix.yaml:5:5: steps[0]: step `both` needs exactly one of `run`, `sql` and `sql_file`"), "{}", stderr(&out));
+}
+
+#[test]
+fn dry_run_brings_up_each_cell_in_its_own_workdir() {
+    let dir = setup(THREE);
+    let junit = dir.path().join("out.xml");
+    let json = dir.path().join("out.json");
+    let out = clusterlab()
+        .args(["--dry-run", "matrix", "--jobs", "2", "--junit"])
+        .arg(&junit)
+        .arg("--json")
+        .arg(&json)
+        .arg(matrix_file(&dir))
+        .output()
+        .unwrap();
+    let (so, se) = (stdout(&out), stderr(&out));
+    assert!(out.status.success(), "{se}");
+    assert!(se.contains("3 of 3 cells, 2 at a time"), "{se}");
+    for cell in ["pg13-f2-slots", "pg15-f2-slots", "pg17-f2-slots"] {
+        let wd = shell_words::quote(&workdir(&dir, cell).display().to_string()).into_owned();
+        for cmd in ["vagrant up --no-provision --provider docker", "vagrant provision pg1", "vagrant provision pg2", "vagrant provision pg3", "vagrant destroy --force"] {
+            let line = format!("(cd {wd} && {cmd})");
+            assert_eq!(so.matches(&line).count(), 1, "{line} once in:\n{so}");
+        }
+        assert!(so.contains(&format!("docker exec clusterlab-{cell}-pg1 timeout 300 bash -c 'echo hello from the leader'")), "{so}");
+        // Up before the step, the step before destroy.
+        let up = so.find(&format!("(cd {wd} && vagrant up")).unwrap();
+        let step = so.find(&format!("docker exec clusterlab-{cell}-pg1")).unwrap();
+        let destroy = so.find(&format!("(cd {wd} && vagrant destroy")).unwrap();
+        assert!(up < step && step < destroy, "{so}");
+        assert!(se.contains(&format!("{cell}: verify skipped (dry run)")) && se.contains(&format!("{cell}: PASSED in")), "{se}");
+    }
+    assert!(so.contains("3 passed, 0 failed"), "{so}");
+
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(xml.matches("<testcase ").count(), 3, "{xml}");
+    assert!(xml.contains(r#"<testsuite name="m.matrix.yaml" tests="3" disabled="0" errors="0" failures="0""#), "{xml}");
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(summary["passed"], 3);
+    let phases: Vec<&str> = summary["cells"][0]["phases"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(phases, ["up", "step hello", "destroy"]);
+}
+
+/// A bin directory with a fake `vagrant` and `docker` that log their calls to
+/// `$FAKE_LOG` (prefixed with the cell, from the working directory). vagrant
+/// fails `provision pg2` in the cell named by `$FAKE_FAIL_CELL`, and sleeps in
+/// `up` for `$FAKE_UP_SLEEP` seconds; `docker exec` runs the command here.
+fn fake_bin(dir: &Path) -> PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let vagrant = r#"#!/bin/sh
+cell=$(basename "$PWD")
+echo "$cell vagrant $*" >> "$FAKE_LOG"
+if [ "$1" = up ] && [ -n "$FAKE_UP_SLEEP" ]; then exec sleep "$FAKE_UP_SLEEP"; fi
+if [ "$cell" = "$FAKE_FAIL_CELL" ] && [ "$*" = "provision pg2" ]; then
+  echo "    pg2: clusterlab[pg2]: FAILED during: base backup from pg1"
+  exit 1
+fi
+echo "fake vagrant: $*"
+"#;
+    let docker = r#"#!/bin/sh
+echo "- docker $*" >> "$FAKE_LOG"
+case "$1" in
+  exec) shift 2; exec "$@" ;;
+  *) exit 1 ;;
+esac
+"#;
+    for (name, text) in [("vagrant", vagrant), ("docker", docker)] {
+        let p = bin.join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    bin
+}
+
+fn path_with(bin: &Path) -> String {
+    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())
+}
+
+/// A real run (no --dry-run) through the fakes. Verify would connect to the
+/// cells' addresses, where nothing listens, so it is turned off.
+fn fake_run(dir: &tempfile::TempDir, fail_cell: &str, args: &[&str]) -> (std::process::Output, String, String) {
+    let bin = fake_bin(dir.path());
+    let log = dir.path().join("calls.log");
+    let junit = dir.path().join("out.xml");
+    let out = clusterlab()
+        .env("PATH", path_with(&bin))
+        .env("FAKE_LOG", &log)
+        .env("FAKE_FAIL_CELL", fail_cell)
+        .args(["matrix", "--no-verify", "--junit"])
+        .arg(&junit)
+        .args(args)
+        .arg(matrix_file(dir))
+        .output()
+        .unwrap();
+    (out, std::fs::read_to_string(&log).unwrap_or_default(), std::fs::read_to_string(&junit).unwrap_or_default())
+}
+
+#[test]
+fn failing_cell_is_reported_with_its_output_and_destroyed() {
+    let dir = setup(THREE);
+    let (out, calls, xml) = fake_run(&dir, "pg15-f2-slots", &["--jobs", "2"]);
+    let (so, se) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{se}");
+    assert!(se.contains("pg15-f2-slots: FAILED in") && se.contains("up: `vagrant provision pg2` failed (exit 1)"), "{se}");
+    assert!(so.contains("2 passed, 1 failed"), "{so}");
+
+    // The failure, its phase and vagrant's output are in the JUnit report.
+    assert_eq!(xml.matches("<testcase ").count(), 3, "{xml}");
+    assert!(xml.contains(r#"failures="1""#), "{xml}");
+    assert!(xml.contains(r#"<failure message="up: `vagrant provision pg2` failed (exit 1)" type="up">"#), "{xml}");
+    assert!(xml.contains("clusterlab[pg2]: FAILED during: base backup from pg1"), "{xml}");
+    assert!(xml.contains("provisioning of node pg2 failed during: base backup from pg1"), "the hint: {xml}");
+
+    // The failed cell ran no step; every cell was destroyed, and its workdir removed.
+    assert!(calls.contains("pg15-f2-slots vagrant provision pg2"), "{calls}");
+    assert!(!calls.contains("clusterlab-pg15-f2-slots-pg1 timeout"), "{calls}");
+    for cell in ["pg13-f2-slots", "pg15-f2-slots", "pg17-f2-slots"] {
+        assert!(calls.contains(&format!("{cell} vagrant destroy --force")), "{cell}: {calls}");
+        assert!(!workdir(&dir, cell).exists(), "{cell}'s workdir is left");
+    }
+    assert!(calls.contains("- docker exec clusterlab-pg13-f2-slots-pg1 timeout 300 bash -c echo hello from the leader"), "{calls}");
+
+    // Its vagrant logs were saved before destroy, and the hint points there.
+    let logs = dir.path().join(".clusterlab/matrix-m/pg15-f2-slots.logs");
+    assert!(std::fs::read_to_string(logs.join("provision-pg2.log")).unwrap().contains("FAILED during: base backup"));
+    assert!(xml.contains(&format!("Full output: {}", logs.join("provision-pg2.log").display())), "{xml}");
+}
+
+#[test]
+fn failing_step_keeps_its_output() {
+    let dir = setup("base: base.yaml\naxes:\n  version: [15]\nsteps:\n  - {name: deliberate, run: 'echo deliberate failure; echo on stderr >&2; exit 1', timeout: 20}\n");
+    let json = dir.path().join("out.json");
+    let (out, _, xml) = fake_run(&dir, "", &["--json", json.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(xml.contains(r#"<failure message="step deliberate: exit 1 on pg1" type="step deliberate">"#), "{xml}");
+    assert!(xml.contains("stdout:\ndeliberate failure\nstderr:\non stderr"), "{xml}");
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let cell = &summary["cells"][0];
+    assert_eq!(cell["result"], "failed");
+    assert_eq!(cell["failed_phase"], "step deliberate");
+    assert!(cell["output"].as_str().unwrap().contains("deliberate failure"));
+    assert_eq!(summary["failed"], 1);
+}
+
+#[test]
+fn step_timeout_is_a_failure() {
+    let dir = setup("base: base.yaml\nsteps:\n  - {name: slow, run: 'sleep 5', timeout: 1}\n");
+    let (out, _, xml) = fake_run(&dir, "", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(xml.contains("step slow: timed out after 1 s on pg1"), "{xml}");
+}
+
+#[test]
+fn keep_failed_leaves_the_cell_up_and_says_how_to_reach_it() {
+    let dir = setup(THREE);
+    let (out, calls, _) = fake_run(&dir, "pg13-f2-slots", &["--keep-failed", "--filter", "pg13", "--filter", "pg15"]);
+    let se = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{se}");
+    assert!(!calls.contains("pg13-f2-slots vagrant destroy"), "{calls}");
+    assert!(calls.contains("pg15-f2-slots vagrant destroy"), "{calls}");
+    assert!(!calls.contains("pg17"), "filtered out: {calls}");
+    let spec = dir.path().join(".clusterlab/matrix-m/pg13-f2-slots.yaml");
+    assert!(se.contains(&format!("`clusterlab ssh {} pg1`", spec.display())), "{se}");
+    assert!(se.contains(&format!("`clusterlab status {}`", spec.display())), "{se}");
+    assert!(workdir(&dir, "pg13-f2-slots").join("Vagrantfile").is_file());
+}
+
+#[test]
+fn fail_fast_starts_no_new_cell() {
+    let dir = setup(THREE);
+    let (out, calls, xml) = fake_run(&dir, "pg13-f2-slots", &["--jobs", "1", "--fail-fast"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!calls.contains("pg15-f2-slots") && !calls.contains("pg17-f2-slots"), "{calls}");
+    assert_eq!(xml.matches("<skipped").count(), 2, "{xml}");
+    assert!(stdout(&out).contains("0 passed, 1 failed, 0 interrupted, 2 skipped"), "{}", stdout(&out));
+}
+
+#[test]
+fn sigterm_stops_new_cells_and_destroys_the_started_ones() {
+    let dir = setup(THREE);
+    let bin = fake_bin(dir.path());
+    let log = dir.path().join("calls.log");
+    let junit = dir.path().join("out.xml");
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("clusterlab"))
+        .env("PATH", path_with(&bin))
+        .env("FAKE_LOG", &log)
+        .env("FAKE_UP_SLEEP", "30")
+        .args(["matrix", "--no-verify", "--jobs", "1", "--junit"])
+        .arg(&junit)
+        .arg(matrix_file(&dir))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the first cell is in `vagrant up`, then stop the run.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains("vagrant up") {
+        assert!(Instant::now() < deadline, "vagrant up never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let killed = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let start = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(start.elapsed() < Duration::from_secs(20), "the sleeping vagrant was not interrupted");
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert!(calls.contains("pg13-f2-slots vagrant destroy --force"), "{calls}");
+    assert!(!calls.contains("pg15") && !calls.contains("pg17"), "{calls}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains(r#"errors="1""#) && xml.matches("<skipped").count() == 2, "{xml}");
+}
