@@ -42,9 +42,9 @@ impl Provider<'_> {
             let text = self.vagrant.ssh_config()?;
             std::fs::write(&config, text).map_err(|e| Error::io(&config, e))?;
         }
-        let mut a = vec!["-F".to_string(), config.display().to_string(), node.name.clone(), "sudo".into()];
-        a.extend(args.iter().map(|s| s.to_string()));
-        Ok(Cmd::new("ssh", a))
+        // ssh hands the remote shell one string: quote each word so arguments with spaces survive.
+        let remote = shell_words::join(std::iter::once("sudo").chain(args.iter().copied()));
+        Ok(Cmd::new("ssh", [format!("-F{}", config.display()), node.name.clone(), remote]))
     }
 
     pub fn exec(&self, node: &Node, args: &[&str]) -> Result<Output> {
