@@ -141,7 +141,7 @@ pub struct NewArgs {
     pub sync: bool,
     #[arg(long, default_value = "docker", value_parser = ["libvirt", "virtualbox", "docker"])]
     pub provider: String,
-    #[arg(long, name = "box")]
+    #[arg(long = "box")]
     pub box_name: Option<String>,
     #[arg(long, default_value = "10.42.0.0/24")]
     pub network: String,

@@ -73,7 +73,8 @@ pub struct Facts {
     pub lsn_diff_fn: &'static str,
     pub replay_lsn_column: &'static str,
     pub wal_dir: &'static str,
-    /// §1: from 10 the role `pg_monitor` lets a non-superuser read pg_stat_replication.
+    /// From 10 the role `pg_monitor` lets a non-superuser read pg_stat_replication
+    /// in full (not in the notes: PostgreSQL 10 release notes, "Add default monitoring roles").
     pub has_pg_monitor: bool,
     /// §1: walsenders count against max_connections before 12.
     pub walsenders_in_max_connections: bool,

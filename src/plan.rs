@@ -138,7 +138,8 @@ pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
             "use 1-40 lowercase letters, digits and `-`, starting with a letter (it names VMs and directories)",
         ));
     }
-    let version = spec.version.0.trim();
+    // As written: YAML would read `9.10` as the number 9.1.
+    let version = src.index.raw("version").unwrap_or(&spec.version.0).trim();
     let major = Major::parse(version).ok_or_else(|| {
         let why = match version.split_once('.') {
             Some(("9", m)) if m.parse::<u32>().is_ok_and(|m| m < 4) => {
@@ -160,10 +161,10 @@ pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
             "write it like 10.42.0.0/24",
         )
     })?;
-    if net.prefix_len() > 28 || net.network() != net.addr() {
+    if !(16..=28).contains(&net.prefix_len()) || net.network() != net.addr() {
         return Err(err(
             "network",
-            format!("`{net}` is not usable: give the network address with a prefix of /28 or shorter"),
+            format!("`{net}` is not usable: give the network address with a prefix from /16 to /28"),
             &format!("did you mean {}/{}?", net.network(), net.prefix_len().min(24)),
         ));
     }
@@ -269,22 +270,15 @@ pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
             return Err(err(&field, format!("{ip} is already the address of `{other}`"), "give every node its own address, or leave it out"));
         }
     }
-    let mut next = u32::from(net.network()) + 10;
+    // Free host addresses from .10 up (the low ones are gateways and the like).
+    let mut free = net.hosts().skip(9).filter(|ip| !used.contains_key(ip)).collect::<Vec<_>>().into_iter();
     let mut addresses = Vec::new();
     for d in &drafts {
         let ip = match &d.address {
             Some(a) => a.parse().unwrap(),
-            None => loop {
-                let ip = Ipv4Addr::from(next);
-                next += 1;
-                if !net.contains(&ip) || ip == net.broadcast() {
-                    return Err(err("network", format!("{net} has too few addresses for {} nodes", drafts.len()), "use a larger network, e.g. a /24"));
-                }
-                if !used.contains_key(&ip) {
-                    used.insert(ip, d.name.clone());
-                    break ip;
-                }
-            },
+            None => free.next().ok_or_else(|| {
+                err("network", format!("{net} has too few addresses for {} nodes", drafts.len()), "use a larger network, e.g. a /24")
+            })?,
         };
         addresses.push(ip.to_string());
     }
@@ -403,13 +397,16 @@ pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
         if !is_setting_name(k) {
             return Err(err(&field, format!("`{}` is not a setting name", k.escape_debug()), "use letters, digits, `_` and `.` only"));
         }
-        if RESERVED_SETTINGS.contains(&k.as_str()) {
+        // Setting names are case-insensitive in PostgreSQL: `Port` is `port`.
+        if RESERVED_SETTINGS.contains(&k.to_ascii_lowercase().as_str()) {
             return Err(err(&field, format!("clusterlab manages `{k}` itself"), "remove it from postgresql_conf"));
         }
-        if v.0.contains(['\n', '\r', '\0']) {
+        if v.0.contains(['\n', '\r', '\0']) || src.index.raw(&field).is_some_and(|r| r.contains(['\n', '\r', '\0'])) {
             return Err(err(&field, "a setting value cannot span lines".into(), "put the value on one line"));
         }
-        settings.insert(k.clone(), v.0.clone());
+        // As written, so `1.10` stays `1.10` and `0x1F` stays `0x1F`.
+        let value = src.index.raw(&format!("postgresql_conf.{k}")).unwrap_or(&v.0);
+        settings.insert(k.clone(), value.to_string());
     }
     for (i, line) in spec.pg_hba.iter().enumerate() {
         if line.contains(['\n', '\r', '\0']) {

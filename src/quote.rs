@@ -7,9 +7,25 @@ pub fn sh(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// Ruby single-quoted string literal: only `\` and `'` are special.
+/// Ruby double-quoted string literal with every special character escaped
+/// (`#` too, against `#{}` interpolation). Not single quotes: Ruby's lexer
+/// turns a CR LF inside a single-quoted literal into LF.
 pub fn rb(s: &str) -> String {
-    format!("'{}'", s.replace('\\', r"\\").replace('\'', r"\'"))
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '#' => out.push_str("\\#"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// postgresql.conf / recovery.conf string value: `'` doubled, `\` doubled
@@ -30,7 +46,8 @@ mod tests {
     #[test]
     fn quotes_are_escaped_for_each_language() {
         assert_eq!(sh("it's"), r"'it'\''s'");
-        assert_eq!(rb(r"a\'b"), r"'a\\\'b'");
+        assert_eq!(rb(r##"a\'"#{x}"##), r##""a\\'\"\#{x}""##);
+        assert_eq!(rb("a\r\nb"), r#""a\r\nb""#);
         assert_eq!(pgconf(r"a'b\c"), r"'a''b\\c'");
         assert_eq!(sql("o'neil"), "'o''neil'");
     }

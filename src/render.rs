@@ -129,13 +129,22 @@ fn template_error(e: &tera::Error, sources: &HashMap<String, String>) -> Error {
         .cloned()
         .unwrap_or_else(|| "?".into());
     let line = undefined_variable(&message).and_then(|var| {
-        sources.get(&name)?.lines().position(|l| l.contains(&var)).map(|i| i + 1)
+        sources.get(&name)?.lines().position(|l| mentions(l, &var)).map(|i| i + 1)
     });
     let name = match line {
         Some(l) => format!("{name}:{l}"),
         None => name,
     };
     Error::Template { name, message }
+}
+
+/// Whether `line` uses `var` as a whole name (`plan.nam` is not in `plan.name`).
+fn mentions(line: &str, var: &str) -> bool {
+    line.match_indices(var).any(|(i, _)| {
+        let after = line[i + var.len()..].chars().next();
+        let before = line[..i].chars().next_back();
+        !after.is_some_and(|c| c.is_alphanumeric() || c == '_') && !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.')
+    })
 }
 
 fn undefined_variable(message: &str) -> Option<String> {

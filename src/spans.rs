@@ -18,6 +18,8 @@ pub struct Pos {
 #[derive(Debug, Default, Clone)]
 pub struct SpanIndex {
     spans: BTreeMap<String, Pos>,
+    /// Plain (unquoted) scalar values exactly as written, by path.
+    raw: BTreeMap<String, String>,
 }
 
 impl SpanIndex {
@@ -33,6 +35,12 @@ impl SpanIndex {
         let mut parser = Parser::new_from_str(text);
         let _ = parser.load(&mut walker, false);
         walker.index
+    }
+
+    /// The text of a plain scalar as the user wrote it, before YAML typed it
+    /// (`9.10` stays `9.10`, not the float 9.1).
+    pub fn raw(&self, path: &str) -> Option<&str> {
+        self.raw.get(path).map(String::as_str)
     }
 
     /// The position of `path`, or of its nearest recorded ancestor.
@@ -109,14 +117,26 @@ impl Walker<'_> {
 impl MarkedEventReceiver for Walker<'_> {
     fn on_event(&mut self, ev: Event, m: Marker) {
         match ev {
-            Event::Scalar(value, ..) => {
+            Event::Scalar(value, style, ..) => {
                 if let Some((_, Frame::Map { key: key @ None })) = self.stack.last_mut() {
                     *key = Some(value);
                     let path = self.child_path().unwrap_or_default();
                     self.record(path, m);
+                    // A block mapping's start event comes at its first `:`;
+                    // the mapping really starts at its first key.
+                    let pos = self.pos(m);
+                    let base = self.stack.last().map(|(b, _)| b.clone()).unwrap_or_default();
+                    if let Some(p) = self.index.spans.get_mut(&base) {
+                        if pos.offset < p.offset {
+                            *p = pos;
+                        }
+                    }
                     return;
                 }
                 if let Some(path) = self.child_path() {
+                    if style == yaml_rust2::scanner::TScalarStyle::Plain {
+                        self.index.raw.insert(path.clone(), value);
+                    }
                     self.record(path, m);
                 }
                 self.value_done();
@@ -165,6 +185,14 @@ mod tests {
         let up = idx.find("topology.followers[1].upstream").unwrap();
         assert_eq!((up.line, up.column), (6, 7));
         assert_eq!(&text[up.offset..up.offset + 8], "upstream");
+    }
+
+    #[test]
+    fn plain_scalars_keep_their_text() {
+        let idx = SpanIndex::build("version: 9.10\npostgresql_conf:\n  a: 0x1F\n  b: '1.10'\n");
+        assert_eq!(idx.raw("version"), Some("9.10"));
+        assert_eq!(idx.raw("postgresql_conf.a"), Some("0x1F"));
+        assert_eq!(idx.raw("postgresql_conf.b"), None, "quoted values are strings already");
     }
 
     #[test]

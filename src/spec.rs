@@ -366,6 +366,11 @@ pub fn parse_bytes(path: &Path, bytes: Vec<u8>) -> Result<(Spec, Source), SpecEr
             Some("is this the right file? A cluster spec is a short YAML document".into()),
         ));
     }
+    // Some editors start UTF-8 files with a byte-order mark; YAML does not want it.
+    let bytes = match bytes.strip_prefix(b"\xEF\xBB\xBF") {
+        Some(rest) => rest.to_vec(),
+        None => bytes,
+    };
     let text = match String::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {
@@ -403,19 +408,20 @@ pub fn parse(src: &Source) -> Result<Spec, SpecError> {
             column: l.column(),
             offset: offset_of(&src.text, l.line(), l.column()),
         });
-        let (field, message) = split_serde_message(&e.to_string());
+        let mut raw = e.to_string();
+        if let Some(l) = e.location() {
+            // The error's own position is shown in front; other positions stay.
+            raw = raw.replace(&format!(" at line {} column {}", l.line(), l.column()), "");
+        }
+        let (field, message) = split_serde_message(&raw);
         let hint = hint_for(&message);
         src.error_at(pos, &field, message, hint)
     })
 }
 
-/// serde_yaml says `topology.followers[0]: unknown field ... at line 4 column 7`;
-/// the position is reported separately, so keep the field and the message.
+/// serde_yaml says `topology.followers[0]: unknown field ...`: split off the field.
 fn split_serde_message(raw: &str) -> (String, String) {
-    let msg = match raw.rfind(" at line ") {
-        Some(i) => &raw[..i],
-        None => raw,
-    };
+    let msg = raw;
     if let Some((field, rest)) = msg.split_once(": ") {
         if !field.is_empty() && !field.contains(' ') {
             return (field.to_string(), rest.to_string());

@@ -143,7 +143,6 @@ proptest! {
 /// Ruby drops the CR of a CR LF inside a string literal (it normalises line
 /// ends while reading source), so `quote::rb("a\r\nb")` reads back as "a\nb".
 #[test]
-#[ignore = "bug: quote::rb leaves CR LF as it is, and Ruby reads a CR LF inside a literal as LF"]
 fn rb_keeps_crlf() {
     let s = "box\r\nname";
     let out = output(Command::new("ruby").arg("-e").arg(ruby_e(&format!("print {}", quote::rb(s)))));

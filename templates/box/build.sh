@@ -37,7 +37,9 @@ set -euo pipefail
 # Bump when anything that shapes the cached rootfs changes (mmdebstrap options, lists below).
 ROOTFS_RECIPE=1
 
-log() { printf 'box: %s\n' "$*" >&2; }
+# fd 3 is the caller's stderr, also from inside a phase (whose output goes to the log).
+exec 3>&2
+log() { printf 'box: %s\n' "$*" >&3; }
 die() { log "error: $*"; exit 1; }
 
 # ---------------------------------------------------------------- environment
@@ -406,7 +408,7 @@ VAGRANTFILE
   prune_volumes() {
     local uri=${LIBVIRT_DEFAULT_URI:-qemu:///system} prefix keep img vol path other used info
     local -a paths
-    virsh -q -c "$uri" pool-info default >/dev/null 2>&1 || { echo "no libvirt pool: skipped"; return 0; }
+    virsh -q -c "$uri" pool-info default >/dev/null 2>&1 || { log "no libvirt pool default: nothing pruned"; return 0; }
     prefix="${CL_NAME//\//-VAGRANTSLASH-}_vagrant_box_image_0_"
     img="${VAGRANT_HOME:-$HOME/.vagrant.d}/boxes/${CL_NAME//\//-VAGRANTSLASH-}/0/libvirt/box.img"
     keep="${prefix}$(stat -c %Y "$img" 2>/dev/null || echo none)_box.img"
@@ -422,9 +424,9 @@ VAGRANTFILE
         if grep -qF "backing file: $path" <<<"$info"; then used=1; fi
       done
       if [ "$used" -eq 0 ]; then
-        virsh -q -c "$uri" vol-delete --pool default "$vol" && echo "deleted stale volume $vol"
+        virsh -q -c "$uri" vol-delete --pool default "$vol" && log "deleted stale volume $vol"
       else
-        echo "kept $vol: a VM disk is backed by it"
+        log "kept $vol: a VM disk is backed by it"
       fi
     done
   }

@@ -1,0 +1,248 @@
+//! The binary as a user runs it: exit codes, messages, the command sequence
+//! of `up`/`destroy` (through --dry-run and a fake vagrant on PATH), the lock,
+//! state after a failure, and secrets staying out of output.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn clusterlab() -> Command {
+    let mut c = Command::cargo_bin("clusterlab").unwrap();
+    c.env_remove("RUST_LOG").env("NO_COLOR", "1");
+    c
+}
+
+/// A spec in a temp dir; returns (dir guard, spec path).
+fn spec(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("c.yaml");
+    fs::write(&p, text).unwrap();
+    (dir, p)
+}
+
+const DOCKER: &str = "name: t1\nversion: 15\nbox: img\nprovider: docker\nnetwork: 10.60.0.0/24\ntopology: {followers: 2}\n";
+
+#[test]
+fn check_reports_bad_input_with_exit_2_and_location() {
+    let (_d, p) = spec("name: t1\nversion: 15\ntopology:\n  followers: 2\n  leadr: {}\n");
+    clusterlab()
+        .arg("check")
+        .arg(&p)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("c.yaml:5:3: topology: unknown field `leadr`"));
+}
+
+#[test]
+fn check_json_prints_the_plan() {
+    let (_d, p) = spec(DOCKER);
+    let out = clusterlab().args(["check", "--json"]).arg(&p).assert().success().get_output().stdout.clone();
+    let plan: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(plan["nodes"].as_array().unwrap().len(), 3);
+    assert_eq!(plan["nodes"][1]["primary_conninfo"], "host=10.60.0.10 port=5432 user=replicator application_name=pg2");
+    assert_eq!(plan["facts"]["standby_config"], "standby.signal");
+}
+
+#[test]
+fn dry_run_up_prints_the_vagrant_sequence_and_records_nothing() {
+    let (d, p) = spec(DOCKER);
+    let out = clusterlab().args(["--dry-run", "up"]).arg(&p).assert().success().get_output().stdout.clone();
+    let out = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].ends_with("vagrant up --no-provision --provider docker)"), "{out}");
+    assert!(lines[1].ends_with("vagrant provision pg1)"), "{out}");
+    // The followers' wave runs in parallel, so in either order.
+    let mut rest: Vec<&str> = lines[2..4].to_vec();
+    rest.sort();
+    assert!(rest[0].ends_with("vagrant provision pg2)") && rest[1].ends_with("vagrant provision pg3)"), "{out}");
+    let work = d.path().join(".clusterlab/t1");
+    assert!(!work.join("state.json").exists(), "a dry run must not record state");
+    // The password never shows.
+    let secrets = fs::read_to_string(work.join("secrets/passwords")).unwrap();
+    for line in secrets.lines() {
+        let pw = line.split_once('=').unwrap().1;
+        assert!(!out.contains(pw));
+        assert!(!fs::read_to_string(work.join("Vagrantfile")).unwrap().contains(pw));
+    }
+}
+
+#[test]
+fn secrets_are_private_and_stable_across_renders() {
+    use std::os::unix::fs::PermissionsExt;
+    let (d, p) = spec(DOCKER);
+    clusterlab().arg("render").arg(&p).assert().success();
+    let file = d.path().join(".clusterlab/t1/secrets/passwords");
+    let first = fs::read_to_string(&file).unwrap();
+    assert_eq!(fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(fs::metadata(file.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
+    clusterlab().arg("render").arg(&p).assert().success();
+    assert_eq!(fs::read_to_string(&file).unwrap(), first);
+}
+
+#[test]
+fn render_is_deterministic() {
+    let (d, p) = spec(DOCKER);
+    let read = |d: &Path| -> Vec<(String, String)> {
+        let mut v = Vec::new();
+        for e in walk(&d.join(".clusterlab/t1")) {
+            if !e.to_string_lossy().contains("secrets") {
+                v.push((e.display().to_string(), fs::read_to_string(&e).unwrap()));
+            }
+        }
+        v.sort();
+        v
+    };
+    clusterlab().arg("render").arg(&p).assert().success();
+    let a = read(d.path());
+    fs::remove_dir_all(d.path().join(".clusterlab/t1/scripts")).unwrap();
+    clusterlab().arg("render").arg(&p).assert().success();
+    assert_eq!(a, read(d.path()));
+    assert!(a.len() >= 5);
+}
+
+fn walk(p: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(p).unwrap() {
+        let e = e.unwrap().path();
+        if e.is_dir() {
+            out.extend(walk(&e));
+        } else {
+            out.push(e);
+        }
+    }
+    out
+}
+
+/// A fake `vagrant` (and `docker`) that logs their arguments and fails
+/// `vagrant provision pg2` the way a failing provisioning script does.
+fn fake_tools(dir: &Path) -> PathBuf {
+    let bin = dir.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let log = dir.join("calls.log");
+    let vagrant = format!(
+        "#!/bin/sh\necho \"vagrant $*\" >> {log}\nif [ \"$1 $2\" = \"provision pg2\" ]; then\n  echo '    pg2: clusterlab[pg2]: base backup from pg1'\n  echo '    pg2: clusterlab[pg2]: FAILED during: base backup from pg1' \n  exit 1\nfi\nexit 0\n",
+        log = log.display()
+    );
+    let docker = format!("#!/bin/sh\necho \"docker $*\" >> {}\nexit 1\n", log.display());
+    for (name, text) in [("vagrant", vagrant), ("docker", docker)] {
+        let p = bin.join(name);
+        fs::write(&p, text).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    bin
+}
+
+fn path_with(bin: &Path) -> String {
+    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap())
+}
+
+#[test]
+fn failed_provisioning_names_node_and_step_and_status_explains_it() {
+    let (d, p) = spec(DOCKER);
+    let bin = fake_tools(d.path());
+    clusterlab()
+        .env("PATH", path_with(&bin))
+        .arg("up")
+        .arg(&p)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("node pg2 failed during: base backup from pg1"));
+    let state: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(d.path().join(".clusterlab/t1/state.json")).unwrap()).unwrap();
+    assert_eq!(state["phase"], "failed");
+    assert_eq!(state["detail"], "pg2, pg3");
+    clusterlab()
+        .env("PATH", path_with(&bin))
+        .arg("status")
+        .arg(&p)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("phase: failed (last operation: up), at pg2, pg3"))
+        .stdout(predicate::str::contains("clusterlab destroy SPEC"));
+    clusterlab().env("PATH", path_with(&bin)).arg("destroy").arg(&p).assert().success();
+    let calls = fs::read_to_string(d.path().join("calls.log")).unwrap();
+    assert!(calls.contains("vagrant destroy --force"), "{calls}");
+    // destroy also looks for containers vagrant may not know about.
+    assert!(calls.contains("docker inspect clusterlab-t1-pg1"), "{calls}");
+    assert!(!d.path().join(".clusterlab/t1").exists());
+}
+
+#[test]
+fn a_busy_cluster_is_refused_and_a_stale_lock_taken_over() {
+    let (d, p) = spec(DOCKER);
+    let work = d.path().join(".clusterlab/t1");
+    fs::create_dir_all(&work).unwrap();
+    let mut holder = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    fs::write(work.join("lock"), format!("{} up\n", holder.id())).unwrap();
+    clusterlab()
+        .args(["--dry-run", "up"])
+        .arg(&p)
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains(format!("`clusterlab up` is running as PID {}", holder.id())));
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    // The holder is gone: its lock is stale and taken over.
+    clusterlab().args(["--dry-run", "up"]).arg(&p).assert().success();
+    assert!(!work.join("lock").exists(), "the lock is released at exit");
+}
+
+#[test]
+fn missing_vagrant_says_how_to_install_it() {
+    let (d, p) = spec(DOCKER);
+    let empty = d.path().join("empty");
+    fs::create_dir_all(&empty).unwrap();
+    clusterlab()
+        .env("PATH", &empty)
+        .arg("up")
+        .arg(&p)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("`vagrant` is not installed"))
+        .stderr(predicate::str::contains("apt-get install vagrant"));
+}
+
+#[test]
+fn reset_without_a_known_state_says_to_run_up() {
+    let (_d, p) = spec(DOCKER);
+    clusterlab().arg("reset").arg(&p).assert().code(2).stderr(predicate::str::contains("clusterlab up SPEC"));
+}
+
+#[test]
+fn new_writes_a_spec_that_checks() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("x.yaml");
+    clusterlab().args(["new", "lab1", "--version", "9.6", "--followers", "3", "--sync", "-o"]).arg(&out).assert().success();
+    clusterlab()
+        .arg("check")
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("lab1 PostgreSQL 9.6 on docker"))
+        .stdout(predicate::str::contains("sync"));
+    clusterlab().args(["new", "lab1", "-o"]).arg(&out).assert().code(2).stderr(predicate::str::contains("--force"));
+}
+
+#[test]
+fn schema_and_completions_print() {
+    let out = clusterlab().arg("schema").assert().success().get_output().stdout.clone();
+    let schema: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert!(schema["properties"]["topology"].is_object());
+    clusterlab().args(["completions", "bash"]).assert().success().stdout(predicate::str::contains("clusterlab"));
+}
+
+#[test]
+fn templates_export_then_override() {
+    let d = tempfile::tempdir().unwrap();
+    let t = d.path().join("t");
+    clusterlab().args(["templates", "export"]).arg(&t).assert().success();
+    assert!(t.join("Vagrantfile.tera").is_file() && t.join("scripts/leader.sh.tera").is_file());
+    let vf = fs::read_to_string(t.join("Vagrantfile.tera")).unwrap();
+    fs::write(t.join("Vagrantfile.tera"), format!("# overridden\n{vf}")).unwrap();
+    let (sd, p) = spec(DOCKER);
+    clusterlab().arg("--templates").arg(&t).arg("render").arg(&p).assert().success();
+    let rendered = fs::read_to_string(sd.path().join(".clusterlab/t1/Vagrantfile")).unwrap();
+    assert!(rendered.starts_with("# overridden\n"));
+}
