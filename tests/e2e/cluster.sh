@@ -66,6 +66,15 @@ done
 say "reset removed the rows written after up on every node"
 timed "$CL" verify "$spec"
 
+# Secrets stay secret: no password in the logs, the state or the rendered files.
+workdir="$(dirname "$spec")/.clusterlab/$name"
+while IFS='=' read -r _ pw; do
+  if grep -rqF -- "$pw" "$workdir" --exclude-dir=secrets; then
+    fail "a password appears in $(grep -rlF -- "$pw" "$workdir" --exclude-dir=secrets)"
+  fi
+done < "$workdir/secrets/passwords"
+[ "$(stat -c %a "$workdir/secrets/passwords")" = 600 ] || fail "secrets/passwords is not mode 600"
+
 timed "$CL" destroy "$spec"
 trap - EXIT
 case "$provider" in
