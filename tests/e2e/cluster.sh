@@ -3,12 +3,13 @@
 # break a follower (verify must fail) -> reset (rows gone, follower back,
 # verify passes) -> destroy -> nothing left behind. Cleans up on any failure.
 #
-#   tests/e2e/cluster.sh SPEC [RESET-METHOD]
+#   tests/e2e/cluster.sh SPEC
+#   E2E_RESETS="snapshot data" tests/e2e/cluster.sh SPEC   # keep both known states, reset with each
 #
 # Run it inside the lab (`lab/lab.sh exec tests/e2e/cluster.sh SPEC`).
 set -euo pipefail
 spec=$1
-method=${2:-}
+resets=${E2E_RESETS:-default}
 CL=${CLUSTERLAB:-target/debug/clusterlab}
 plan=$("$CL" check --json "$spec")
 field() { python3 -c "import json,sys; p=json.load(sys.stdin); print($1)" <<<"$plan"; }
@@ -35,7 +36,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-timed "$CL" up "$spec"
+baseline=()
+[ "$resets" = default ] || baseline=(--baseline both)
+timed "$CL" up "${baseline[@]}" "$spec"
 timed "$CL" verify "$spec"
 
 "$CL" sql "$spec" "CREATE TABLE e2e_after_up AS SELECT generate_series(1, 100) AS x"
@@ -59,11 +62,19 @@ rm -f /tmp/e2e-broken.$$
 [ $rc = 3 ] || fail "verify of a broken cluster exited $rc, expected 3"
 say "verify caught the stopped follower $first_follower (exit 3)"
 
-timed "$CL" reset "$spec" ${method:+--method "$method"}
-for n in $(field '" ".join(n["name"] for n in p["nodes"])'); do
-  [ "$("$CL" sql "$spec" --node "$n" "SELECT to_regclass('e2e_after_up') IS NULL")" = t ] || fail "rows written after up survived the reset on $n"
+for method in $resets; do
+  opts=()
+  [ "$method" = default ] || opts=(--method "$method")
+  timed "$CL" reset "${opts[@]}" "$spec"
+  for n in $(field '" ".join(n["name"] for n in p["nodes"])'); do
+    [ "$("$CL" sql "$spec" --node "$n" "SELECT to_regclass('e2e_after_up') IS NULL")" = t ] ||
+      fail "rows written after up survived the reset ($method) on $n"
+  done
+  say "reset ($method) removed the rows written after up on every node"
+  "$CL" sql "$spec" "CREATE TABLE e2e_after_up AS SELECT 1 AS x" # dirty it again for the next method
+  "$CL" -q verify "$spec"
 done
-say "reset removed the rows written after up on every node"
+timed "$CL" reset "${opts[@]}" "$spec"
 timed "$CL" verify "$spec"
 
 # Secrets stay secret: no password in the logs, the state or the rendered files.
