@@ -80,8 +80,8 @@ timed "$CL" verify "$spec"
 # Secrets stay secret: no password in the logs, the state or the rendered files.
 workdir="$(dirname "$spec")/.clusterlab/$name"
 while IFS='=' read -r _ pw; do
-  if grep -rqF -- "$pw" "$workdir" --exclude-dir=secrets; then
-    fail "a password appears in $(grep -rlF -- "$pw" "$workdir" --exclude-dir=secrets)"
+  if grep -rqF --exclude-dir=secrets -- "$pw" "$workdir"; then
+    fail "a password appears in $(grep -rlF --exclude-dir=secrets -- "$pw" "$workdir")"
   fi
 done < "$workdir/secrets/passwords"
 [ "$(stat -c %a "$workdir/secrets/passwords")" = 600 ] || fail "secrets/passwords is not mode 600"
