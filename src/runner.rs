@@ -79,6 +79,11 @@ pub trait Runner: Send + Sync {
 
 /// Runs a command and turns a non-zero exit into an error with the output's tail.
 pub fn check(runner: &dyn Runner, cmd: &Cmd, mode: &Mode, hint: &str) -> Result<Output> {
+    check_with(runner, cmd, mode, |_| hint.to_string())
+}
+
+/// Like `check`, with advice that depends on what the command printed.
+pub fn check_with(runner: &dyn Runner, cmd: &Cmd, mode: &Mode, hint: impl Fn(&Output) -> String) -> Result<Output> {
     let out = runner.run(cmd, mode)?;
     if out.ok() {
         return Ok(out);
@@ -93,7 +98,7 @@ pub fn check(runner: &dyn Runner, cmd: &Cmd, mode: &Mode, hint: &str) -> Result<
             None => " (killed by a signal)".into(),
         },
         tail: out.tail(25),
-        hint: hint.into(),
+        hint: hint(&out),
     })
 }
 

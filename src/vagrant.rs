@@ -1,8 +1,8 @@
 //! Driving `vagrant` in a cluster's working directory: the slow, general path
 //! used for bring-up, provisioning and teardown.
 
-use crate::error::{Error, Result};
-use crate::runner::{check, Cmd, Mode, Output, Runner};
+use crate::error::Result;
+use crate::runner::{check, check_with, Cmd, Mode, Output, Runner};
 use std::path::PathBuf;
 
 pub struct Vagrant<'a> {
@@ -17,24 +17,10 @@ impl Vagrant<'_> {
         Cmd::new("vagrant", args).dir(&self.dir)
     }
 
-    fn stream(&self, log: &str) -> Mode {
-        Mode::Stream { log: Some(self.logs.join(format!("{log}.log"))), quiet: self.quiet }
-    }
-
     fn run(&self, cmd: Cmd, log: &str) -> Result<Output> {
-        let out = self.runner.run(&cmd, &self.stream(log))?;
-        if out.ok() {
-            return Ok(out);
-        }
-        if crate::signals::requested() {
-            return Err(Error::Interrupted(cmd.display()));
-        }
-        Err(Error::Command {
-            command: cmd.display(),
-            code: out.code.map(|c| format!(" (exit {c})")).unwrap_or_else(|| " (killed by a signal)".into()),
-            tail: out.tail(20),
-            hint: hint_for(&out.stdout, &self.logs.join(format!("{log}.log"))),
-        })
+        let log = self.logs.join(format!("{log}.log"));
+        let mode = Mode::Stream { log: Some(log.clone()), quiet: self.quiet };
+        check_with(self.runner, &cmd, &mode, |out| hint_for(&out.stdout, &log))
     }
 
     /// Starts every machine (in parallel where the provider can) without provisioning.

@@ -10,11 +10,8 @@
 set -euo pipefail
 spec=$1
 resets=${E2E_RESETS:-default}
-CL=${CLUSTERLAB:-target/debug/clusterlab}
-plan=$("$CL" check --json "$spec")
-field() { python3 -c "import json,sys; p=json.load(sys.stdin); print($1)" <<<"$plan"; }
-name=$(field 'p["name"]')
-provider=$(field 'p["provider"]')
+# shellcheck source=tests/e2e/lib.sh
+. "$(dirname "$0")/lib.sh"
 followers=$(field '" ".join(n["name"] for n in p["nodes"] if n["role"] == "follower")')
 first_follower=${followers%% *}
 first_machine=$(field '[n["machine"] for n in p["nodes"] if n["role"] == "follower"][0]')
@@ -78,7 +75,6 @@ timed "$CL" reset "${opts[@]}" "$spec"
 timed "$CL" verify "$spec"
 
 # Secrets stay secret: no password in the logs, the state or the rendered files.
-workdir="$(dirname "$spec")/.clusterlab/$name"
 while IFS='=' read -r _ pw; do
   if grep -rqF --exclude-dir=secrets -- "$pw" "$workdir"; then
     fail "a password appears in $(grep -rlF --exclude-dir=secrets -- "$pw" "$workdir")"

@@ -6,12 +6,9 @@
 #   tests/e2e/interrupt.sh SPEC     (a libvirt spec, inside the lab)
 set -euo pipefail
 spec=$1
-CL=${CLUSTERLAB:-target/debug/clusterlab}
-plan=$("$CL" check --json "$spec")
-field() { python3 -c "import json,sys; p=json.load(sys.stdin); print($1)" <<<"$plan"; }
-name=$(field 'p["name"]')
+# shellcheck source=tests/e2e/lib.sh
+. "$(dirname "$0")/lib.sh"
 prefix=$(field 'p["network"].rsplit(".", 1)[0] + "."')
-workdir="$(dirname "$spec")/.clusterlab/$name"
 say() { echo "interrupt[$name]: $*"; }
 fail() { say "FAILED: $*"; exit 1; }
 trap '"$CL" -q destroy "$spec" >/dev/null 2>&1 || true' EXIT

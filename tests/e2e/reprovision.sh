@@ -5,12 +5,9 @@
 #   tests/e2e/reprovision.sh SPEC     (inside the lab)
 set -euo pipefail
 spec=$1
-CL=${CLUSTERLAB:-target/debug/clusterlab}
-plan=$("$CL" check --json "$spec")
-field() { python3 -c "import json,sys; p=json.load(sys.stdin); print($1)" <<<"$plan"; }
-name=$(field 'p["name"]')
+# shellcheck source=tests/e2e/lib.sh
+. "$(dirname "$0")/lib.sh"
 nodes=$(field '" ".join(n["name"] for n in p["nodes"])')
-workdir="$(dirname "$spec")/.clusterlab/$name"
 trap '"$CL" -q destroy "$spec" >/dev/null 2>&1 || true' EXIT
 
 # What must not change: every file clusterlab writes, and each server's start time.
