@@ -51,6 +51,8 @@ fi
 mkdir -p "stage/$major"
 cp -a "$src/bin" "$src/lib" "$src/share" "stage/$major/"
 chmod -R a+rX "stage/$major"
+# A wheel is a zip: its files lose their exec bits on the way.
+chmod 0755 "stage/$major"/bin/*
 tar -czf "$target.tmp" -C stage "$major"
 mv "$target.tmp" "$target"
 echo "fetch-pg: wrote $target ($(du -h "$target" | cut -f1))"

@@ -19,14 +19,28 @@ pub fn install() {
             last.store(sig, Ordering::SeqCst);
             REQUESTED.store(true, Ordering::SeqCst);
             if sig == SIGTERM {
-                // vagrant cleans up on SIGINT (its Ctrl-C path), so ask it that way.
-                for pid in CHILDREN.lock().unwrap().iter() {
-                    let _ = std::process::Command::new("kill").args(["-INT", &pid.to_string()]).status();
-                }
+                // vagrant cleans up on SIGINT (its Ctrl-C path), so ask it that
+                // way; it then waits for the running step, which can take long
+                // (a provisioning script), so insist: a second SIGINT makes it
+                // stop at once, and a process still there is killed.
+                signal_children("-INT");
+                std::thread::spawn(|| {
+                    std::thread::sleep(std::time::Duration::from_secs(10));
+                    signal_children("-INT");
+                    std::thread::sleep(std::time::Duration::from_secs(10));
+                    signal_children("-KILL");
+                });
             }
             tracing::warn!("interrupted: finishing the running step, then stopping");
         }
     });
+}
+
+fn signal_children(sig: &str) {
+    let pids = CHILDREN.lock().unwrap().clone();
+    for pid in pids {
+        let _ = std::process::Command::new("kill").args([sig, &pid.to_string()]).status();
+    }
 }
 
 /// True once Ctrl-C or SIGTERM arrived.
