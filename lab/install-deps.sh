@@ -8,7 +8,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 pkgs=(vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients qemu-system-x86
       mmdebstrap dnsmasq-base ebtables iptables docker.io rsync shellcheck ruby
-      iproute2 openssh-client bc postgresql-client e2fsprogs)
+      iproute2 openssh-client bc patchelf postgresql-client e2fsprogs)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
