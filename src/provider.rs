@@ -53,7 +53,10 @@ impl Provider<'_> {
     }
 
     fn virsh(&self, args: &[&str]) -> Cmd {
-        Cmd::new("virsh", args.iter().copied())
+        // vagrant-libvirt's default connection; virsh alone would pick
+        // qemu:///session for a non-root user.
+        let uri = std::env::var("LIBVIRT_DEFAULT_URI").unwrap_or_else(|_| "qemu:///system".into());
+        Cmd::new("virsh", ["-c", uri.as_str()].into_iter().chain(args.iter().copied()))
     }
 
     /// Saves every machine's state as the known state.
