@@ -156,6 +156,35 @@ ensure_pool() {
   virsh -q -c "$LIBVIRT_URI" pool-autostart default >/dev/null
 }
 
+# libvirt probes qemu's capabilities as root (KVM works then) but checks the cached result
+# against what libvirt-qemu:kvm may open. With no udev here /dev/kvm stays root:root 0600, so
+# every cache lookup says "KVM was enabled when probing, but it is not available now" and
+# probes qemu again, twice: about 4 s on each define/start/version call, minutes per
+# `vagrant up`. Give it Debian's usual owner and mode (udev's rule: group kvm) while the lab
+# runs; `down` puts the old ones back. Guests still run under TCG (the boxes ask for the
+# domain type "qemu"), since KVM guests hang on this kind of machine.
+fix_kvm_node() {
+  [ -c /dev/kvm ] || return 0
+  getent group kvm >/dev/null || return 0
+  if [ ! -e "$RUN_DIR/kvm-mode" ]; then
+    stat -c '%U:%G %a' /dev/kvm >"$RUN_DIR/kvm-mode"
+  fi
+  if [ "$(stat -c '%G %a' /dev/kvm)" != "kvm 660" ]; then
+    chgrp kvm /dev/kvm
+    chmod 0660 /dev/kvm
+    log "/dev/kvm set to root:kvm 0660 (was $(cat "$RUN_DIR/kvm-mode")) so libvirt's qemu capability cache holds"
+  fi
+}
+
+restore_kvm_node() {
+  local owner mode
+  [ -s "$RUN_DIR/kvm-mode" ] && [ -c /dev/kvm ] || return 0
+  read -r owner mode <"$RUN_DIR/kvm-mode"
+  chown "$owner" /dev/kvm && chmod "$mode" /dev/kvm
+  rm -f "$RUN_DIR/kvm-mode"
+  log "/dev/kvm back to $owner $mode"
+}
+
 cmd_up() {
   local name=${1:-${CLUSTERLAB_NETNS:-$DEFAULT_NAME}}
   [[ $name =~ ^[A-Za-z0-9_.-]+$ ]] || die "bad namespace name: $name"
@@ -186,6 +215,7 @@ cmd_up() {
   fi
   printf '%s\n' "$name" >"$NAME_FILE"
 
+  fix_kvm_node
   start_dockerd "$name"
   start_libvirt "$name"
   write_env "$name"
@@ -256,6 +286,7 @@ cmd_down() {
   stop "$RUN_DIR/dockerd.pid" dockerd
   stop "$RUN_DIR/libvirtd.pid" libvirtd
   stop "$RUN_DIR/virtlogd.pid" virtlogd
+  restore_kvm_node
   if [ -e "/run/netns/$name" ]; then
     ip netns delete "$name"
     log "netns $name deleted"
