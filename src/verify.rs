@@ -92,6 +92,7 @@ pub fn verify(plan: &Plan, password: &str, timeout: Duration) -> Report {
     // Phase 1, all nodes at once: recovery state and the replication view of each upstream.
     let per_node = parallel(&plan.nodes, |n| -> Result<(bool, Vec<(String, String, String)>, Vec<(String, bool)>)> {
         let mut c = connect_until(n, password, plan, deadline)?;
+        tracing::debug!(node = %n.name, elapsed_ms = start.elapsed().as_millis() as u64, "connected");
         loop {
             let in_recovery: bool = c.query_one("SELECT pg_is_in_recovery()", &[]).map_err(pg)?.get(0);
             let repl = c
@@ -117,6 +118,7 @@ pub fn verify(plan: &Plan, password: &str, timeout: Duration) -> Report {
             std::thread::sleep(Duration::from_millis(50));
         }
     });
+    tracing::debug!(elapsed_ms = start.elapsed().as_millis() as u64, "streaming and slots settled");
     let per_node = match per_node {
         Ok(v) => v,
         Err(e) => {
@@ -200,6 +202,7 @@ pub fn verify(plan: &Plan, password: &str, timeout: Duration) -> Report {
                 !c.query("SELECT 1 FROM clusterlab_verify WHERE token = $1", &[&token]).map_err(pg)?.is_empty()
             };
             if arrived {
+                tracing::debug!(node = %n.name, elapsed_ms = start.elapsed().as_millis() as u64, "test row arrived");
                 return Ok((Some(written.elapsed().as_millis() as u64), None));
             }
             if Instant::now() >= deadline {
