@@ -48,15 +48,20 @@ pub fn connect(node: &Node, password: &str, plan: &Plan, timeout: Duration) -> R
 }
 
 /// Connects, retrying until the deadline: a node just restored may need a moment.
+/// Early attempts are short: right after a snapshot revert the first SYN can be
+/// lost, and a fresh attempt answers sooner than the kernel's SYN backoff.
 fn connect_until(node: &Node, password: &str, plan: &Plan, deadline: Instant) -> Result<postgres::Client> {
-    loop {
+    const ATTEMPTS_MS: [u64; 6] = [300, 300, 600, 1000, 2000, 3000];
+    for attempt in 0.. {
         let left = deadline.saturating_duration_since(Instant::now());
-        match connect(node, password, plan, left.min(Duration::from_secs(3)).max(Duration::from_millis(200))) {
+        let wait = Duration::from_millis(ATTEMPTS_MS[attempt.min(ATTEMPTS_MS.len() - 1)]);
+        match connect(node, password, plan, left.min(wait).max(Duration::from_millis(100))) {
             Ok(c) => return Ok(c),
             Err(e) if Instant::now() >= deadline => return Err(e),
-            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
         }
     }
+    unreachable!("the loop returns")
 }
 
 pub fn verify(plan: &Plan, password: &str, timeout: Duration) -> Report {
