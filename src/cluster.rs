@@ -137,10 +137,8 @@ impl Cluster {
     }
 
     fn save_baseline(&self, p: &Provider, method: Method) -> Result<()> {
-        if matches!(method, Method::Snapshot | Method::Both) {
-            if !p.has_snapshots() {
-                return Err(Error::usage(format!("the {} provider has no snapshots", p.kind()), "use `--baseline data`"));
-            }
+        if matches!(method, Method::Snapshot | Method::Both) && !p.has_snapshots() {
+            return Err(Error::usage(format!("the {} provider has no snapshots", p.kind()), "use `--baseline data`"));
         }
         if matches!(method, Method::Data | Method::Both) {
             // Leader first: a fast shutdown sends its final checkpoint to the

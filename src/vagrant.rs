@@ -63,8 +63,8 @@ impl Vagrant<'_> {
 pub fn hint_for(output: &str, log: &std::path::Path) -> String {
     let failed_step = output
         .lines()
-        .filter_map(|l| l.split_once("clusterlab[").and_then(|(_, r)| r.split_once("]: FAILED during: ")))
-        .last();
+        .rev()
+        .find_map(|l| l.split_once("clusterlab[").and_then(|(_, r)| r.split_once("]: FAILED during: ")));
     if let Some((node, step)) = failed_step {
         return format!(
             "provisioning of node {node} failed during: {step}. Inspect it with `clusterlab ssh SPEC {node}`; \

@@ -64,6 +64,10 @@ fn connect_until(node: &Node, password: &str, plan: &Plan, deadline: Instant) ->
     unreachable!("the loop returns")
 }
 
+/// What one node says: in recovery?, its walsenders (application_name, state,
+/// sync_state), its physical slots (name, active).
+type NodeView = (bool, Vec<(String, String, String)>, Vec<(String, bool)>);
+
 pub fn verify(plan: &Plan, password: &str, timeout: Duration) -> Report {
     let start = Instant::now();
     let deadline = start + timeout;
@@ -95,7 +99,7 @@ pub fn verify(plan: &Plan, password: &str, timeout: Duration) -> Report {
     };
 
     // Phase 1, all nodes at once: recovery state and the replication view of each upstream.
-    let per_node = parallel(&plan.nodes, |n| -> Result<(bool, Vec<(String, String, String)>, Vec<(String, bool)>)> {
+    let per_node = parallel(&plan.nodes, |n| -> Result<NodeView> {
         let mut c = connect_until(n, password, plan, deadline)?;
         tracing::debug!(node = %n.name, elapsed_ms = start.elapsed().as_millis() as u64, "connected");
         loop {
