@@ -126,7 +126,7 @@ if want libvirt; then
   kernel=$(find /var/lib/clusterlab-lab/vagrant.d/boxes/clusterlab-VAGRANTSLASH-bookworm-pg15 -name vmlinuz | head -1)
   LIBVIRT_DRIVER=$(lab/kvm-check.sh "$kernel" 2>/dev/null)
   echo "=== libvirt VMs run with driver: $LIBVIRT_DRIVER ($([ "$LIBVIRT_DRIVER" = kvm ] && echo "a KVM guest booted" || echo "no KVM guest boots here: software emulation"))"
-  check "libvirt e2e PostgreSQL 15 (both resets)" env E2E_RESETS="snapshot data" lab tests/e2e/cluster.sh "$(libvirt_spec clusters/pg15-libvirt.yaml)"
+  check "libvirt e2e PostgreSQL 15 (both resets)" lab env E2E_RESETS="snapshot data" tests/e2e/cluster.sh "$(libvirt_spec clusters/pg15-libvirt.yaml)"
   check "libvirt interrupted up, destroy" lab tests/e2e/interrupt.sh "$(libvirt_spec clusters/pg15-libvirt.yaml)"
   setup "libvirt box bullseye-pg13" box --provider libvirt --release bullseye --postgres 13
   check "libvirt e2e PostgreSQL 13" lab tests/e2e/cluster.sh "$(libvirt_spec clusters/pg13-libvirt.yaml)"

@@ -104,6 +104,26 @@ impl Provider<'_> {
         self.plan.nodes.iter().map(|n| n.name.clone()).zip(states).collect()
     }
 
+    /// vagrant-libvirt names a private network after the project directory and
+    /// removes it only when it destroys the last machine on it; an interrupted
+    /// `up` can leave it. Ours is the one whose host address is our network's
+    /// first address (clusters never share a network).
+    fn remove_networks(&self) -> Result<Vec<String>> {
+        let net: ipnet::Ipv4Net = self.plan.network.parse().expect("the planner checked the network");
+        let host = net.hosts().next().expect("a /28 or larger has hosts");
+        let listed = self.runner.run(&self.virsh(&["net-list", "--all", "--name"]), &Mode::Capture)?;
+        let mut removed = Vec::new();
+        for name in listed.stdout.lines().map(str::trim).filter(|n| !n.is_empty()) {
+            let xml = self.runner.run(&self.virsh(&["net-dumpxml", name]), &Mode::Capture)?;
+            if xml.ok() && xml.stdout.contains(&format!("address='{host}'")) {
+                let _ = self.runner.run(&self.virsh(&["net-destroy", name]), &Mode::Capture);
+                check(self.runner, &self.virsh(&["net-undefine", name]), &Mode::Capture, "libvirt could not remove the network")?;
+                removed.push(format!("network {name}"));
+            }
+        }
+        Ok(removed)
+    }
+
     /// Removes machines, volumes and snapshots that vagrant no longer knows
     /// about (an interrupted `up` can leave them); returns what it removed.
     pub fn remove_leftovers(&self) -> Result<Vec<String>> {
@@ -132,6 +152,9 @@ impl Provider<'_> {
                 }
                 _ => {}
             }
+        }
+        if self.kind() == "libvirt" {
+            removed.extend(self.remove_networks()?);
         }
         Ok(removed)
     }
