@@ -130,6 +130,7 @@ if want libvirt; then
   check "libvirt interrupted up, destroy" lab tests/e2e/interrupt.sh "$(libvirt_spec clusters/pg15-libvirt.yaml)"
   setup "libvirt box bullseye-pg13" box --provider libvirt --release bullseye --postgres 13
   check "libvirt e2e PostgreSQL 13" lab tests/e2e/cluster.sh "$(libvirt_spec clusters/pg13-libvirt.yaml)"
+  check "libvirt reprovision is idempotent (13)" lab tests/e2e/reprovision.sh "$(libvirt_spec clusters/pg13-libvirt.yaml)"
   setup "libvirt box trixie-pg17" box --provider libvirt --release trixie --postgres 17
   check "libvirt e2e PostgreSQL 17" lab tests/e2e/cluster.sh "$(libvirt_spec clusters/pg17-libvirt.yaml)"
 fi
