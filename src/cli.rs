@@ -239,8 +239,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Ssh { spec, node, command } => {
             let c = load(&spec, wd)?;
             c.plan.node(&node).ok_or_else(|| unknown_node(&c, &node))?;
-            let v = crate::vagrant::Vagrant { runner: ctx.runner, dir: c.workdir.root.clone(), logs: c.workdir.logs(), quiet: ctx.quiet };
-            v.ssh(&node, command.as_deref())
+            c.vagrant(&ctx).ssh(&node, command.as_deref())
         }
         Command::Sql { spec, sql, node } => {
             let c = load(&spec, wd)?;
@@ -325,7 +324,7 @@ fn new_spec(args: NewArgs, templates: Option<&Path>) -> Result<i32> {
     let major = crate::facts::Major::parse(&args.version)
         .ok_or_else(|| Error::usage(format!("`{}` is not a PostgreSQL major", args.version), format!("use one of: {}", crate::facts::MAJORS.join(", "))))?;
     let facts = crate::facts::Facts::for_major(major);
-    let box_name = args.box_name.clone().unwrap_or_else(|| format!("clusterlab/{}-pg{}", facts.debian_suite.unwrap_or("bookworm"), facts.major));
+    let box_name = args.box_name.clone().unwrap_or_else(|| facts.default_box());
     let mut ctx = tera::Context::new();
     ctx.insert("file", &out.display().to_string());
     ctx.insert("name", &args.name);

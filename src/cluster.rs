@@ -69,7 +69,7 @@ impl Cluster {
         self.workdir.write(&files, &self.plan)
     }
 
-    fn vagrant<'a>(&self, ctx: &'a Ctx) -> Vagrant<'a> {
+    pub fn vagrant<'a>(&self, ctx: &'a Ctx) -> Vagrant<'a> {
         Vagrant { runner: ctx.runner, dir: self.workdir.root.clone(), logs: self.workdir.logs(), quiet: ctx.quiet }
     }
 
@@ -144,9 +144,9 @@ impl Cluster {
             // Leader first: a fast shutdown sends its final checkpoint to the
             // connected followers, so the saved copies agree with each other.
             for wave in self.plan.waves() {
-                parallel(&wave, |n| p.exec(n, &["clusterlab-pg", "stop"]).map(drop))?;
+                parallel(&wave, |n| node_ctl(p, n, "stop"))?;
             }
-            parallel(&self.plan.nodes, |n| p.exec(n, &["clusterlab-pg", "save"]).map(drop))?;
+            parallel(&self.plan.nodes, |n| node_ctl(p, n, "save"))?;
             self.start_in_order(p)?;
         }
         if matches!(method, Method::Snapshot | Method::Both) {
@@ -157,7 +157,7 @@ impl Cluster {
 
     fn start_in_order(&self, p: &Provider) -> Result<()> {
         for wave in self.plan.waves() {
-            parallel(&wave, |n: &&Node| p.exec(n, &["clusterlab-pg", "start"]).map(drop))?;
+            parallel(&wave, |n| node_ctl(p, n, "start"))?;
         }
         Ok(())
     }
@@ -209,8 +209,8 @@ impl Cluster {
             match method {
                 Method::Snapshot => provider.restore_snapshots()?,
                 _ => {
-                    parallel(&self.plan.nodes, |n| p_exec(&provider, n, "stop"))?;
-                    parallel(&self.plan.nodes, |n| p_exec(&provider, n, "restore"))?;
+                    parallel(&self.plan.nodes, |n| node_ctl(&provider, n, "stop"))?;
+                    parallel(&self.plan.nodes, |n| node_ctl(&provider, n, "restore"))?;
                     self.start_in_order(&provider)?;
                 }
             }
@@ -290,7 +290,8 @@ impl Cluster {
     }
 }
 
-fn p_exec(p: &Provider, n: &Node, action: &str) -> Result<()> {
+/// Runs the node control script (`clusterlab-pg start|stop|save|restore`) on a node.
+fn node_ctl(p: &Provider, n: &Node, action: &str) -> Result<()> {
     p.exec(n, &["clusterlab-pg", action]).map(drop)
 }
 

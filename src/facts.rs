@@ -70,6 +70,7 @@ pub struct Facts {
     /// §4, §7.6: xlog -> wal renames in 10 (functions, columns, directory).
     pub current_lsn_fn: &'static str,
     pub replay_lsn_fn: &'static str,
+    pub receive_lsn_fn: &'static str,
     pub lsn_diff_fn: &'static str,
     pub replay_lsn_column: &'static str,
     pub wal_dir: &'static str,
@@ -117,6 +118,7 @@ impl Facts {
             },
             current_lsn_fn: if v < 1000 { "pg_current_xlog_location" } else { "pg_current_wal_lsn" },
             replay_lsn_fn: if v < 1000 { "pg_last_xlog_replay_location" } else { "pg_last_wal_replay_lsn" },
+            receive_lsn_fn: if v < 1000 { "pg_last_xlog_receive_location" } else { "pg_last_wal_receive_lsn" },
             lsn_diff_fn: if v < 1000 { "pg_xlog_location_diff" } else { "pg_wal_lsn_diff" },
             replay_lsn_column: if v < 1000 { "replay_location" } else { "replay_lsn" },
             wal_dir: if v < 1000 { "pg_xlog" } else { "pg_wal" },
@@ -140,6 +142,12 @@ impl Facts {
             },
             major,
         }
+    }
+
+    /// The box `clusterlab box build` makes for this major: the Debian suite
+    /// that carries it, else bookworm with an added build.
+    pub fn default_box(&self) -> String {
+        format!("clusterlab/{}-pg{}", self.debian_suite.unwrap_or("bookworm"), self.major)
     }
 
     /// `synchronous_standby_names` for these standbys, in the syntax this major reads.
@@ -215,6 +223,8 @@ mod tests {
         assert_eq!(f("10").password_encryption, "scram-sha-256");
         assert_eq!(f("9.6").current_lsn_fn, "pg_current_xlog_location");
         assert_eq!(f("10").current_lsn_fn, "pg_current_wal_lsn");
+        assert_eq!(f("9.6").receive_lsn_fn, "pg_last_xlog_receive_location");
+        assert_eq!(f("10").receive_lsn_fn, "pg_last_wal_receive_lsn");
         assert_eq!(f("9.6").wal_dir, "pg_xlog");
         assert_eq!(f("10").wal_dir, "pg_wal");
     }

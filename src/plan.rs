@@ -425,7 +425,7 @@ pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
     let box_name = spec
         .box_name
         .clone()
-        .unwrap_or_else(|| format!("clusterlab/{}-pg{}", facts.debian_suite.unwrap_or("bookworm"), facts.major));
+        .unwrap_or_else(|| facts.default_box());
 
     Ok(Plan {
         name: spec.name.clone(),

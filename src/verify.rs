@@ -205,7 +205,7 @@ pub fn verify(plan: &Plan, password: &str, timeout: Duration) -> Report {
         loop {
             let arrived = if is_delayed {
                 // The row waits for the delay; the WAL that carries it must still arrive.
-                let q = format!("SELECT {}({}(), $1::text::pg_lsn) >= 0", facts.lsn_diff_fn, receive_fn(facts.num));
+                let q = format!("SELECT {}({}(), $1::text::pg_lsn) >= 0", facts.lsn_diff_fn, facts.receive_lsn_fn);
                 c.query_one(&q, &[&lsn]).map_err(pg)?.get::<_, Option<bool>>(0).unwrap_or(false)
             } else {
                 !c.query("SELECT 1 FROM clusterlab_verify WHERE token = $1", &[&token]).map_err(pg)?.is_empty()
@@ -232,15 +232,6 @@ pub fn verify(plan: &Plan, password: &str, timeout: Duration) -> Report {
         Err(e) => reports[0].problems.push(e.to_string()),
     }
     finish(plan, reports, start)
-}
-
-fn receive_fn(num: u32) -> &'static str {
-    // The notes' §7.6: xlog -> wal renames in 10.
-    if num < 1000 {
-        "pg_last_xlog_receive_location"
-    } else {
-        "pg_last_wal_receive_lsn"
-    }
 }
 
 fn pg(e: postgres::Error) -> Error {
