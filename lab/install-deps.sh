@@ -11,7 +11,7 @@ pkgs=(vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients qemu-system-
       iproute2 openssh-client bc patchelf postgresql-client e2fsprogs)
 missing=()
 for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = 'install ok installed' ] || missing+=("$p")
 done
 if ! command -v qemu-img >/dev/null; then missing+=(qemu-utils); fi
 if [ ${#missing[@]} -eq 0 ]; then

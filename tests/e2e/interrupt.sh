@@ -17,7 +17,7 @@ trap '"$CL" -q destroy "$spec" >/dev/null 2>&1 || true' EXIT
 pid=$!
 # Midway: once the first machine of the cluster runs.
 for _ in $(seq 1 600); do
-  virsh list --name | grep -q "^clusterlab-$name-" && break
+  [[ $'\n'$(virsh list --name) == *$'\n'"clusterlab-$name-"* ]] && break
   kill -0 "$pid" 2>/dev/null || fail "up ended before any machine ran: $(tail -5 "/tmp/interrupt-$name.log")"
   sleep 1
 done
@@ -41,7 +41,7 @@ left=$(virsh list --all --name | grep "^clusterlab-$name-" || true)
 vols=$(virsh vol-list default | awk 'NR > 2 && $1 != "" {print $1}' | grep "^clusterlab-$name-" || true)
 [ -z "$vols" ] || fail "volumes left: $vols"
 for net in $(virsh net-list --all --name); do
-  if virsh net-dumpxml "$net" | grep -q "address='$prefix"; then
+  if [[ $(virsh net-dumpxml "$net") == *"address='$prefix"* ]]; then
     fail "libvirt network $net for $prefix* is left"
   fi
 done
