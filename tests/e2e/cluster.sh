@@ -2,9 +2,11 @@
 # End-to-end on real machines, for one spec: up -> verify -> write rows ->
 # break a follower (verify must fail) -> reset (rows gone, follower back,
 # verify passes) -> destroy -> nothing left behind. Cleans up on any failure.
+# Runs on the test's own copy of SPEC (see lib.sh), never on a user's cluster.
 #
 #   tests/e2e/cluster.sh SPEC
 #   E2E_RESETS="snapshot data" tests/e2e/cluster.sh SPEC   # keep both known states, reset with each
+#   E2E_REPROVISION=1 tests/e2e/cluster.sh SPEC            # also: provisioning twice is a no-op
 #
 # Run it inside the lab (`lab/lab.sh exec tests/e2e/cluster.sh SPEC`).
 set -euo pipefail
@@ -17,6 +19,7 @@ first_follower=${followers%% *}
 first_machine=$(field '[n["machine"] for n in p["nodes"] if n["role"] == "follower"][0]')
 
 say() { echo "e2e[$name]: $*"; }
+vagrant_provision() { (cd "$workdir" && vagrant provision); }
 fail() { say "FAILED: $*"; exit 1; }
 timed() {
   local start=$SECONDS
@@ -37,6 +40,29 @@ baseline=()
 [ "$resets" = default ] || baseline=(--baseline both)
 timed "$CL" up "${baseline[@]}" "$spec"
 timed "$CL" verify "$spec"
+
+# Idempotent provisioning, on the same cluster: a second `vagrant provision`
+# of every node changes no file clusterlab writes and restarts no server.
+fingerprint() {
+  local n
+  for n in $(field '" ".join(n["name"] for n in p["nodes"])'); do
+    "$CL" ssh "$spec" "$n" -c 'sudo sh -c "md5sum /etc/postgresql/*/main/conf.d/clusterlab.conf /etc/postgresql/*/main/pg_hba.conf /var/lib/postgresql/*/main/postgresql.auto.conf /var/lib/postgresql/*/main/recovery.conf /var/lib/postgresql/*/main/standby.signal /usr/local/sbin/clusterlab-pg 2>/dev/null; true"' </dev/null
+    "$CL" sql "$spec" --node "$n" "SELECT pg_postmaster_start_time()"
+  done
+}
+if [ "${E2E_REPROVISION:-0}" = 1 ]; then
+  before=$(fingerprint)
+  # Guard against a fingerprint that silently captured nothing.
+  [ "$(grep -c 'clusterlab.conf' <<<"$before")" -ge 3 ] || fail "no fingerprint: $before"
+  timed vagrant_provision
+  after=$(fingerprint)
+  if [ "$before" != "$after" ]; then
+    diff <(echo "$before") <(echo "$after") || true
+    fail "a second provisioning changed files or restarted a server"
+  fi
+  "$CL" -q verify "$spec"
+  say "a second provisioning changed nothing and restarted nothing"
+fi
 
 "$CL" sql "$spec" "CREATE TABLE e2e_after_up AS SELECT generate_series(1, 100) AS x"
 "$CL" -q verify "$spec" # the table has reached every follower now
