@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::plan::{self, Node, Plan};
-use crate::provider::Provider;
+use crate::providers::{self, Env, Provider};
 use crate::render::Renderer;
 use crate::runner::{parallel, Runner};
 use crate::spec::{self, Source, Spec};
@@ -123,7 +123,7 @@ impl Cluster {
                 interrupted("up")?;
                 st.enter(&self.workdir, "up", "baseline", None)?;
                 ctx.progress(start, &format!("saving the known state ({})", method_name(method)));
-                self.save_baseline(&provider, method)?;
+                self.save_baseline(provider.as_ref(), method)?;
                 st.baseline = Some(method_name(method).into());
             }
             st.enter(&self.workdir, "up", "ready", None)?;
@@ -132,13 +132,13 @@ impl Cluster {
         })
     }
 
-    fn provider<'a>(&'a self, ctx: &'a Ctx, vagrant: &'a Vagrant<'a>) -> Provider<'a> {
-        Provider { runner: ctx.runner, plan: &self.plan, workdir: &self.workdir, vagrant }
+    pub(crate) fn provider<'a>(&'a self, ctx: &'a Ctx, vagrant: &'a Vagrant<'a>) -> Box<dyn Provider + 'a> {
+        providers::for_plan(Env { runner: ctx.runner, plan: &self.plan, workdir: &self.workdir, vagrant })
     }
 
-    fn save_baseline(&self, p: &Provider, method: Method) -> Result<()> {
+    fn save_baseline(&self, p: &dyn Provider, method: Method) -> Result<()> {
         if matches!(method, Method::Snapshot | Method::Both) && !p.has_snapshots() {
-            return Err(Error::usage(format!("the {} provider has no snapshots", p.kind()), "use `--baseline data`"));
+            return Err(Error::usage(format!("the {} provider has no snapshots", p.name()), "use `--baseline data`"));
         }
         if matches!(method, Method::Data | Method::Both) {
             // Leader first: a fast shutdown sends its final checkpoint to the
@@ -155,7 +155,7 @@ impl Cluster {
         Ok(())
     }
 
-    fn start_in_order(&self, p: &Provider) -> Result<()> {
+    fn start_in_order(&self, p: &dyn Provider) -> Result<()> {
         for wave in self.plan.waves() {
             parallel(&wave, |n| node_ctl(p, n, "start"))?;
         }
@@ -209,9 +209,9 @@ impl Cluster {
             match method {
                 Method::Snapshot => provider.restore_snapshots()?,
                 _ => {
-                    parallel(&self.plan.nodes, |n| node_ctl(&provider, n, "stop"))?;
-                    parallel(&self.plan.nodes, |n| node_ctl(&provider, n, "restore"))?;
-                    self.start_in_order(&provider)?;
+                    parallel(&self.plan.nodes, |n| node_ctl(provider.as_ref(), n, "stop"))?;
+                    parallel(&self.plan.nodes, |n| node_ctl(provider.as_ref(), n, "restore"))?;
+                    self.start_in_order(provider.as_ref())?;
                 }
             }
             ctx.progress(start, &format!("restored the known state ({})", method_name(method)));
@@ -254,7 +254,8 @@ impl Cluster {
         let st = State::load(&self.workdir);
         let machines = if st.is_some() {
             let vagrant = self.vagrant(ctx);
-            self.provider(ctx, &vagrant).machine_states()
+            let provider = self.provider(ctx, &vagrant);
+            provider.machine_states()
         } else {
             Vec::new()
         };
@@ -291,7 +292,7 @@ impl Cluster {
 }
 
 /// Runs the node control script (`clusterlab-pg start|stop|save|restore`) on a node.
-fn node_ctl(p: &Provider, n: &Node, action: &str) -> Result<()> {
+fn node_ctl(p: &dyn Provider, n: &Node, action: &str) -> Result<()> {
     p.exec(n, &["clusterlab-pg", action]).map(drop)
 }
 

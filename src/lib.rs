@@ -3,7 +3,7 @@
 //! The pipeline, one module per stage:
 //! `spec` (YAML as written) -> `plan` (validated, with `facts` per major) ->
 //! `render` (Tera templates into the working directory) -> `vagrant` and
-//! `provider` (bring-up, snapshots, fast paths) -> `verify` (replication works).
+//! `providers` (bring-up, snapshots, fast paths) -> `verify` (replication works).
 
 pub mod boxbuild;
 pub mod cli;
@@ -12,7 +12,7 @@ pub mod error;
 pub mod facts;
 pub mod matrix;
 pub mod plan;
-pub mod provider;
+pub mod providers;
 pub mod quote;
 pub mod render;
 pub mod runner;

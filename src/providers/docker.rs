@@ -1,0 +1,62 @@
+//! Vagrant's docker provider: containers, reached with `docker exec`.
+
+use super::{state_of, Env, Provider};
+use crate::error::{Error, Result};
+use crate::plan::Node;
+use crate::runner::{check, Cmd, Mode};
+
+pub struct Docker<'a>(pub Env<'a>);
+
+impl Docker<'_> {
+    fn docker(&self, args: &[&str]) -> Cmd {
+        Cmd::new("docker", args.iter().copied())
+    }
+}
+
+impl Provider for Docker<'_> {
+    fn env(&self) -> &Env<'_> {
+        &self.0
+    }
+
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    fn has_snapshots(&self) -> bool {
+        false
+    }
+
+    fn exec_cmd(&self, node: &Node, args: &[&str]) -> Result<Cmd> {
+        let mut a = vec!["exec", node.machine.as_str()];
+        a.extend(args);
+        Ok(self.docker(&a))
+    }
+
+    fn save_snapshots(&self) -> Result<()> {
+        Err(Error::usage("docker containers have no snapshots", "use the data-directory method"))
+    }
+
+    fn restore_snapshots(&self) -> Result<()> {
+        Err(Error::usage("docker containers have no snapshots", "use `--method data`"))
+    }
+
+    fn machine_state(&self, node: &Node) -> Result<String> {
+        Ok(state_of(self.0.runner.run(&self.docker(&["inspect", "-f", "{{.State.Status}}", &node.machine]), &Mode::Capture)?))
+    }
+
+    fn freeze(&self, node: &Node, frozen: bool) -> Result<()> {
+        let verb = if frozen { "pause" } else { "unpause" };
+        check(self.0.runner, &self.docker(&[verb, &node.machine]), &Mode::Capture, &format!("docker could not {verb} the container")).map(drop)
+    }
+
+    fn remove_leftovers(&self) -> Result<Vec<String>> {
+        let mut removed = Vec::new();
+        for n in &self.0.plan.nodes {
+            if self.0.runner.run(&self.docker(&["inspect", &n.machine]), &Mode::Capture)?.ok() {
+                check(self.0.runner, &self.docker(&["rm", "-f", "-v", &n.machine]), &Mode::Capture, "docker could not remove the container")?;
+                removed.push(format!("container {}", n.machine));
+            }
+        }
+        Ok(removed)
+    }
+}

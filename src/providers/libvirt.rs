@@ -1,0 +1,102 @@
+//! vagrant-libvirt: domains, reached with ssh; snapshots and the rest with virsh.
+
+use super::{ssh_cmd, state_of, Env, Provider, SNAPSHOT};
+use crate::error::Result;
+use crate::plan::Node;
+use crate::runner::{check, parallel, Cmd, Mode};
+
+pub struct Libvirt<'a>(pub Env<'a>);
+
+impl Libvirt<'_> {
+    fn virsh(&self, args: &[&str]) -> Cmd {
+        // vagrant-libvirt's default connection; virsh alone would pick
+        // qemu:///session for a non-root user.
+        let uri = std::env::var("LIBVIRT_DEFAULT_URI").unwrap_or_else(|_| "qemu:///system".into());
+        Cmd::new("virsh", ["-c", uri.as_str()].into_iter().chain(args.iter().copied()))
+    }
+
+    /// vagrant-libvirt names a private network after the project directory and
+    /// removes it only when it destroys the last machine on it; an interrupted
+    /// `up` can leave it. Ours is the one whose host address is our network's
+    /// first address (clusters never share a network).
+    fn remove_networks(&self) -> Result<Vec<String>> {
+        let net: ipnet::Ipv4Net = self.0.plan.network.parse().expect("the planner checked the network");
+        let host = net.hosts().next().expect("a /28 or larger has hosts");
+        let listed = self.0.runner.run(&self.virsh(&["net-list", "--all", "--name"]), &Mode::Capture)?;
+        let mut removed = Vec::new();
+        for name in listed.stdout.lines().map(str::trim).filter(|n| !n.is_empty()) {
+            let xml = self.0.runner.run(&self.virsh(&["net-dumpxml", name]), &Mode::Capture)?;
+            if xml.ok() && xml.stdout.contains(&format!("address='{host}'")) {
+                let _ = self.0.runner.run(&self.virsh(&["net-destroy", name]), &Mode::Capture);
+                check(self.0.runner, &self.virsh(&["net-undefine", name]), &Mode::Capture, "libvirt could not remove the network")?;
+                removed.push(format!("network {name}"));
+            }
+        }
+        Ok(removed)
+    }
+}
+
+impl Provider for Libvirt<'_> {
+    fn env(&self) -> &Env<'_> {
+        &self.0
+    }
+
+    fn name(&self) -> &'static str {
+        "libvirt"
+    }
+
+    fn has_snapshots(&self) -> bool {
+        true
+    }
+
+    fn exec_cmd(&self, node: &Node, args: &[&str]) -> Result<Cmd> {
+        ssh_cmd(&self.0, node, args)
+    }
+
+    fn save_snapshots(&self) -> Result<()> {
+        parallel(&self.0.plan.nodes, |n| {
+            // A previous baseline of the same name would make creation fail.
+            let _ = self.0.runner.run(&self.virsh(&["snapshot-delete", &n.machine, SNAPSHOT]), &Mode::Capture);
+            let cmd = self.virsh(&["snapshot-create-as", &n.machine, SNAPSHOT]);
+            check(self.0.runner, &cmd, &Mode::Capture, "libvirt could not snapshot the domain")
+        })?;
+        Ok(())
+    }
+
+    fn restore_snapshots(&self) -> Result<()> {
+        parallel(&self.0.plan.nodes, |n| {
+            let cmd = self.virsh(&["snapshot-revert", &n.machine, SNAPSHOT, "--running"]);
+            check(self.0.runner, &cmd, &Mode::Capture, "is there a known state? `clusterlab status SPEC`; `clusterlab up SPEC` takes one")
+        })?;
+        Ok(())
+    }
+
+    fn machine_state(&self, node: &Node) -> Result<String> {
+        Ok(state_of(self.0.runner.run(&self.virsh(&["domstate", &node.machine]), &Mode::Capture)?))
+    }
+
+    fn freeze(&self, node: &Node, frozen: bool) -> Result<()> {
+        let verb = if frozen { "suspend" } else { "resume" };
+        check(self.0.runner, &self.virsh(&[verb, &node.machine]), &Mode::Capture, &format!("libvirt could not {verb} the domain")).map(drop)
+    }
+
+    fn remove_leftovers(&self) -> Result<Vec<String>> {
+        let mut removed = Vec::new();
+        for n in &self.0.plan.nodes {
+            if self.0.runner.run(&self.virsh(&["dominfo", &n.machine]), &Mode::Capture)?.ok() {
+                let _ = self.0.runner.run(&self.virsh(&["destroy", &n.machine]), &Mode::Capture);
+                let undefine = self.virsh(&["undefine", &n.machine, "--remove-all-storage", "--snapshots-metadata", "--managed-save"]);
+                check(self.0.runner, &undefine, &Mode::Capture, "libvirt could not remove the domain")?;
+                removed.push(format!("domain {}", n.machine));
+            }
+            // A volume created before its domain was defined.
+            let vol = format!("{}.img", n.machine);
+            if self.0.runner.run(&self.virsh(&["vol-info", "--pool", "default", &vol]), &Mode::Capture)?.ok() {
+                check(self.0.runner, &self.virsh(&["vol-delete", "--pool", "default", &vol]), &Mode::Capture, "libvirt could not delete the volume")?;
+                removed.push(format!("volume {vol}"));
+            }
+        }
+        removed.extend(self.remove_networks()?);
+        Ok(removed)
+    }
+}

@@ -1,0 +1,47 @@
+//! VirtualBox through vagrant: no fast path of its own here (no VirtualBox on
+//! the project's machines), so snapshots go through `vagrant snapshot`.
+
+use super::{ssh_cmd, Env, Provider, SNAPSHOT};
+use crate::error::{Error, Result};
+use crate::plan::Node;
+use crate::runner::Cmd;
+
+pub struct Virtualbox<'a>(pub Env<'a>);
+
+impl Provider for Virtualbox<'_> {
+    fn env(&self) -> &Env<'_> {
+        &self.0
+    }
+
+    fn name(&self) -> &'static str {
+        "virtualbox"
+    }
+
+    fn has_snapshots(&self) -> bool {
+        true
+    }
+
+    fn exec_cmd(&self, node: &Node, args: &[&str]) -> Result<Cmd> {
+        ssh_cmd(&self.0, node, args)
+    }
+
+    fn save_snapshots(&self) -> Result<()> {
+        self.0.vagrant.snapshot_save(SNAPSHOT)
+    }
+
+    fn restore_snapshots(&self) -> Result<()> {
+        self.0.vagrant.snapshot_restore(SNAPSHOT)
+    }
+
+    fn machine_state(&self, _node: &Node) -> Result<String> {
+        Ok("unknown (see `vagrant status`)".into())
+    }
+
+    fn freeze(&self, _node: &Node, _frozen: bool) -> Result<()> {
+        Err(Error::usage("freezing a VirtualBox machine is not supported", "use the docker or libvirt provider for this fault"))
+    }
+
+    fn remove_leftovers(&self) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+}
