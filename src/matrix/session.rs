@@ -1,0 +1,217 @@
+//! Running the cells: worker threads take them from a queue, each goes
+//! up -> verify -> steps -> destroy (or stays up with --keep-failed), and
+//! Ctrl-C or --fail-fast start no new ones.
+
+use super::report::{millis, tail, CellReport, Outcome, PhaseTime};
+use super::step::run_step;
+use super::{describe, Cell, MatrixArgs};
+use crate::cluster::{Cluster, Ctx, Method};
+use crate::error::{Error, Result};
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long verify waits for replication to settle (as `up` does).
+const VERIFY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Lines of output kept for a failure in the reports.
+const TAIL_LINES: usize = 60;
+
+/// Why a cell failed: the phase, one line, and the output worth keeping.
+#[derive(Debug)]
+pub(super) struct Failure {
+    phase: String,
+    message: String,
+    output: Option<String>,
+    interrupted: bool,
+}
+
+impl Failure {
+    pub(super) fn new(phase: &str, message: impl Into<String>, output: Option<String>) -> Failure {
+        Failure { phase: phase.into(), message: message.into(), output, interrupted: crate::signals::requested() }
+    }
+
+    /// The first line is the message; the rest (a command's output tail) and the hint are output.
+    pub(super) fn from_error(phase: &str, e: &Error) -> Failure {
+        let text = describe(e);
+        let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
+        let mut f = Failure::new(phase, first, (!rest.trim().is_empty()).then(|| rest.to_string()));
+        f.interrupted |= matches!(e, Error::Interrupted(_));
+        f
+    }
+}
+
+pub(super) struct Session<'a> {
+    /// Quiet: the cells' vagrant output goes to their logs/ only.
+    pub(super) ctx: Ctx<'a>,
+    pub(super) args: &'a MatrixArgs,
+    pub(super) start: Instant,
+    pub(super) show_progress: bool,
+    /// Set by --fail-fast after a failure: start no new cells.
+    pub(super) stop: AtomicBool,
+}
+
+impl Session<'_> {
+    /// A progress line for the terminal, also kept in the cell's log.
+    fn note(&self, r: &mut CellReport, msg: &str) {
+        let line = format!("[{:>6.1}s] {}: {msg}", self.start.elapsed().as_secs_f64(), r.name);
+        if self.show_progress {
+            eprintln!("{line}");
+        }
+        r.log.push(line);
+    }
+
+    fn timed<T>(&self, r: &mut CellReport, phase: &str, body: impl FnOnce() -> Result<T, Failure>) -> Result<T, Failure> {
+        let t = Instant::now();
+        let out = body();
+        r.phases.push(PhaseTime { name: phase.into(), seconds: millis(t.elapsed()), ok: out.is_ok() });
+        out
+    }
+
+    fn run_cell(&self, cell: &Cell, cluster: &Cluster) -> CellReport {
+        let t0 = Instant::now();
+        let mut r = CellReport::new(cell, cluster);
+        let mut failure = self.phases(cell, cluster, &mut r).err();
+        let workdir_logs = cluster.workdir.path("logs");
+        if failure.is_some() && self.args.keep_failed {
+            r.kept = true;
+            r.logs = Some(workdir_logs.clone());
+            let p = shell_words::quote(&cell.spec_path.display().to_string()).into_owned();
+            let leader = &cluster.plan.leader().name;
+            self.note(&mut r, &format!("kept for debugging: `clusterlab status {p}`, `clusterlab ssh {p} {leader}`; `clusterlab destroy {p}` when done"));
+        } else {
+            if self.ctx.runner.is_real() {
+                r.logs = save_logs(&workdir_logs, &cell.spec_path.with_extension("logs"));
+            }
+            self.note(&mut r, "destroy");
+            let destroyed = self.timed(&mut r, "destroy", || cluster.destroy(&self.ctx).map_err(|e| Failure::from_error("destroy", &e)));
+            match (destroyed, &mut failure) {
+                (Err(e), None) => failure = Some(e),
+                (Err(e), Some(f)) => f.output = Some(format!("{}\n(destroy failed too: {})", f.output.take().unwrap_or_default(), e.message)),
+                (Ok(()), _) => {}
+            }
+        }
+        let total = millis(t0.elapsed());
+        r.seconds = total;
+        match failure {
+            None => {
+                r.result = Outcome::Passed;
+                self.note(&mut r, &format!("PASSED in {total:.1}s"));
+            }
+            Some(mut f) => {
+                // The hints of cluster operations say `clusterlab status SPEC`
+                // and point into logs/, which destroy removed: name this
+                // cell's spec and where its logs were saved.
+                let spec = format!(" {}", shell_words::quote(&cell.spec_path.display().to_string()));
+                let logs = r.logs.as_ref().map_or_else(|| workdir_logs.display().to_string(), |l| l.display().to_string());
+                f.output = f.output.map(|o| o.replace(" SPEC", &spec).replace(&workdir_logs.display().to_string(), &logs));
+                r.result = if f.interrupted { Outcome::Interrupted } else { Outcome::Failed };
+                let word = if f.interrupted { "INTERRUPTED" } else { "FAILED" };
+                self.note(&mut r, &format!("{word} in {total:.1}s: {}: {}", f.phase, f.message));
+                r.failed_phase = Some(f.phase);
+                r.error = Some(f.message);
+                r.output = f.output.map(|o| tail(&o, TAIL_LINES));
+            }
+        }
+        r
+    }
+
+    /// up, verify and the steps; the first failure ends the cell.
+    fn phases(&self, cell: &Cell, cluster: &Cluster, r: &mut CellReport) -> Result<(), Failure> {
+        let real = self.ctx.runner.is_real();
+        self.note(r, "up");
+        // Render + up + provision. Verify is done here rather than by `up`, so
+        // its time is its own phase and its report goes to the cell, not stdout.
+        self.timed(r, "up", || cluster.up(&self.ctx, false, Some(Method::Skip)).map_err(|e| Failure::from_error("up", &e)))?;
+        if self.args.no_verify {
+            self.note(r, "verify skipped (--no-verify)");
+        } else if !real {
+            self.note(r, "verify skipped (dry run)");
+        } else {
+            interrupted("verify")?;
+            self.timed(r, "verify", || {
+                let password = cluster.workdir.lab_password().map_err(|e| Failure::from_error("verify", &e))?;
+                let report = crate::verify::verify(&cluster.plan, &password, VERIFY_TIMEOUT);
+                if report.ok {
+                    return Ok(());
+                }
+                let first = report.nodes.iter().find(|n| !n.problems.is_empty()).map(|n| format!("{}: {}", n.node, n.problems.join("; ")));
+                Err(Failure::new("verify", format!("replication broken: {}", first.unwrap_or_default()), Some(report.table())))
+            })?;
+            self.note(r, "verify ok");
+        }
+        for step in &cell.steps {
+            let phase = format!("step {}", step.name);
+            interrupted(&phase)?;
+            let output = self.timed(r, &phase, || run_step(&self.ctx, cluster, step, &phase))?;
+            let how = if !real && step.sql.is_some() { " (dry run: SQL not sent)" } else { "" };
+            self.note(r, &format!("{phase}: ok{how}"));
+            if !output.trim().is_empty() {
+                r.log.push(tail(&output, TAIL_LINES));
+            }
+        }
+        Ok(())
+    }
+
+    /// Workers take cells from a shared queue until it is empty, or until
+    /// Ctrl-C / --fail-fast say to stop; cells not started are skipped.
+    pub(super) fn run_all(&self, cells: &[(&Cell, &Cluster)], jobs: usize) -> Vec<CellReport> {
+        let queue = Mutex::new((0..cells.len()).collect::<VecDeque<usize>>());
+        let results: Mutex<Vec<Option<CellReport>>> = Mutex::new(cells.iter().map(|_| None).collect());
+        std::thread::scope(|s| {
+            for _ in 0..jobs {
+                s.spawn(|| loop {
+                    let Some(i) = queue.lock().unwrap().pop_front() else { break };
+                    let (cell, cluster) = cells[i];
+                    let report = match self.why_not_start() {
+                        Some(reason) => self.skipped(cell, cluster, reason),
+                        None => self.run_cell(cell, cluster),
+                    };
+                    if self.args.fail_fast && matches!(report.result, Outcome::Failed | Outcome::Interrupted) {
+                        self.stop.store(true, Ordering::SeqCst);
+                    }
+                    results.lock().unwrap()[i] = Some(report);
+                });
+            }
+        });
+        let results = results.into_inner().unwrap();
+        results.into_iter().zip(cells).map(|(r, (cell, cluster))| r.unwrap_or_else(|| self.skipped(cell, cluster, "not started"))).collect()
+    }
+
+    fn why_not_start(&self) -> Option<&'static str> {
+        if crate::signals::requested() {
+            Some("interrupted before it started")
+        } else if self.stop.load(Ordering::SeqCst) {
+            Some("not started after a failure (--fail-fast)")
+        } else {
+            None
+        }
+    }
+
+    fn skipped(&self, cell: &Cell, cluster: &Cluster, reason: &str) -> CellReport {
+        let mut r = CellReport::new(cell, cluster);
+        r.error = Some(reason.into());
+        self.note(&mut r, &format!("skipped: {reason}"));
+        r
+    }
+}
+
+fn interrupted(phase: &str) -> Result<(), Failure> {
+    if crate::signals::requested() {
+        return Err(Failure { phase: phase.into(), message: "interrupted before it started".into(), output: None, interrupted: true });
+    }
+    Ok(())
+}
+
+/// Copies a cell's logs out of its working directory, which destroy removes.
+/// Best effort: the logs help, but their loss must not fail the cell.
+fn save_logs(from: &Path, to: &Path) -> Option<PathBuf> {
+    let entries = std::fs::read_dir(from).ok()?;
+    let _ = std::fs::remove_dir_all(to);
+    std::fs::create_dir_all(to).ok()?;
+    for e in entries.flatten() {
+        let _ = std::fs::copy(e.path(), to.join(e.file_name()));
+    }
+    Some(to.to_path_buf())
+}

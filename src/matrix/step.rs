@@ -1,0 +1,53 @@
+//! One step on one node: a shell command under timeout(1), or SQL sent as
+//! the lab user under a statement_timeout.
+
+use super::file::Step;
+use super::session::Failure;
+use crate::cluster::{Cluster, Ctx};
+use crate::error::Result;
+use std::time::Duration;
+
+/// stdout and stderr of a step, labelled when both have something.
+fn step_output(out: &crate::runner::Output) -> String {
+    match (out.stdout.trim_end(), out.stderr.trim_end()) {
+        ("", e) => e.to_string(),
+        (o, "") => o.to_string(),
+        (o, e) => format!("stdout:\n{o}\nstderr:\n{e}"),
+    }
+}
+
+/// Runs one step; its output on success, the failure with the output otherwise.
+pub(super) fn run_step(ctx: &Ctx, cluster: &Cluster, step: &Step, phase: &str) -> Result<String, Failure> {
+    let node = step.node.clone().unwrap_or_else(|| cluster.plan.leader().name.clone());
+    if let Some(cmd) = &step.run {
+        let secs = step.timeout.to_string();
+        let out = cluster.exec_on(ctx, &node, &["timeout", &secs, "bash", "-c", cmd]).map_err(|e| Failure::from_error(phase, &e))?;
+        let text = step_output(&out);
+        return match out.code {
+            Some(0) => Ok(text),
+            // timeout(1) exits 124 when it had to stop the command.
+            Some(124) => Err(Failure::new(phase, format!("timed out after {} s on {node}", step.timeout), Some(text))),
+            Some(c) => Err(Failure::new(phase, format!("exit {c} on {node}"), Some(text))),
+            None => Err(Failure::new(phase, format!("killed by a signal on {node}"), Some(text))),
+        };
+    }
+    let sql = step.sql.as_deref().unwrap_or_default();
+    if !ctx.runner.is_real() {
+        return Ok(String::new());
+    }
+    let n = cluster.plan.node(&node).expect("step nodes were checked at load");
+    let password = cluster.workdir.lab_password().map_err(|e| Failure::from_error(phase, &e))?;
+    let mut client = crate::verify::connect(n, &password, &cluster.plan, Duration::from_secs(10)).map_err(|e| Failure::from_error(phase, &e))?;
+    let pg_error = |e: postgres::Error| {
+        let why = e.as_db_error().map_or_else(|| e.to_string(), |d| d.to_string());
+        Failure::new(phase, format!("SQL failed on {node}: {}", why.lines().next().unwrap_or_default()), Some(why))
+    };
+    client.batch_execute(&format!("SET statement_timeout = {}", step.timeout * 1000)).map_err(pg_error)?;
+    let mut out = Vec::new();
+    for m in client.simple_query(sql).map_err(pg_error)? {
+        if let postgres::SimpleQueryMessage::Row(row) = m {
+            out.push((0..row.len()).map(|i| row.get(i).unwrap_or("")).collect::<Vec<_>>().join("\t"));
+        }
+    }
+    Ok(out.join("\n"))
+}
