@@ -3,9 +3,11 @@
 # (bench/raw/), same 3-node PostgreSQL 15 cluster, same machine, one run, and
 # prints a Markdown table. Run it inside the lab:
 #
-#   lab/lab.sh exec bench/bench.sh [docker] [libvirt] [box] [matrix]
+#   lab/lab.sh exec bench/bench.sh [docker] [libvirt] [box] [matrix] [pg94] [drills]
 #
-# verify and reset are the median of 3 runs.
+# verify and reset are the median of 3 runs. pg94 compiles PostgreSQL 9.4 from
+# the shared source into an empty cache (cold), again (cached), then brings up
+# the 9.4 and the 15 docker clusters one after the other.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CL=${CLUSTERLAB:-target/release/clusterlab}
@@ -80,6 +82,32 @@ for w in $what; do
       row "cold rootfs (kernel flavour)" "$(secs "$CL" -q box build --provider libvirt --release bookworm --postgres 15 --cache "$cache")" ""
       row "cached rootfs" "$(secs "$CL" -q box build --provider libvirt --release bookworm --postgres 15 --cache "$cache")" ""
       rm -rf "$cache" ;;
+    pg94)
+      cache=$(mktemp -d /var/tmp/clusterlab-bench-cache.XXXX)
+      src=${PG94_SOURCE:-../shared/sources/postgresql-9.4.26.tar.gz}
+      row "**PostgreSQL 9.4 from source (docker image)**" "" ""
+      row "box build --source, cold (compile)" "$(secs "$CL" -q box build --provider docker --postgres 9.4 --source "$src" --cache "$cache")" ""
+      row "box build --source, cached build" "$(secs "$CL" -q box build --provider docker --postgres 9.4 --source "$src" --cache "$cache")" ""
+      rm -rf "$cache"
+      for spec in clusters/pg94-docker.yaml bench/specs/pg15-docker.yaml; do
+        v=$("$CL" check --json "$spec" | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])')
+        "$CL" -q destroy "$spec" >/dev/null 2>&1 || true
+        row "**docker, PostgreSQL $v, 3 nodes**" "" ""
+        row "up (cold, known state saved)" "$(secs "$CL" -q up "$spec")" ""
+        row "verify" "$(median3 "$CL" -q verify "$spec")" ""
+        row "reset (data), with verify" "$(median3 "$CL" -q reset "$spec")" ""
+        row "destroy" "$(secs "$CL" -q destroy "$spec")" ""
+      done ;;
+    drills)
+      spec=bench/specs/pg15-docker.yaml
+      "$CL" -q destroy "$spec" >/dev/null 2>&1 || true
+      "$CL" -q up "$spec"
+      row "**drills (docker, PostgreSQL 15, 3 nodes)**" "" ""
+      "$CL" -q fault "$spec" pg1 kill
+      row "promote pg2 (repoint pg3, fence pg1, verify)" "$(secs "$CL" -q promote "$spec" pg2)" ""
+      row "rejoin pg1 (pg_rewind, verify)" "$(secs "$CL" -q rejoin "$spec" pg1)" ""
+      row "reset after the drill (data), with verify" "$(secs "$CL" -q reset "$spec")" ""
+      "$CL" -q destroy "$spec" ;;
     matrix)
       row "**matrix (3 docker cells: 13, 15, 17)**" "" ""
       row "--jobs 1" "$(secs "$CL" -q matrix clusters/ci.matrix.yaml --jobs 1)" ""

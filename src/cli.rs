@@ -82,6 +82,23 @@ pub enum Command {
         #[arg(long)]
         no_verify: bool,
     },
+    /// Failover: promote a follower; the old leader's followers follow it, the old leader is fenced.
+    Promote {
+        spec: PathBuf,
+        node: String,
+        /// Leave the old leader running, outside the topology (a split brain to study).
+        #[arg(long)]
+        keep_old_leader: bool,
+    },
+    /// Bring a former leader back as a follower of the current leader (pg_rewind, or a fresh base backup).
+    Rejoin { spec: PathBuf, node: String },
+    /// Break a node: kill -9 its postmaster, stop it, freeze its machine, or heal it. `reset` undoes all.
+    Fault {
+        spec: PathBuf,
+        node: String,
+        #[arg(value_enum)]
+        fault: crate::drills::Fault,
+    },
     /// Remove the machines, snapshots, state and working directory.
     Destroy { spec: PathBuf },
     /// Open a shell on a node, or run one command there.
@@ -141,6 +158,8 @@ pub struct NewArgs {
     pub sync: bool,
     #[arg(long, default_value = "docker", value_parser = ["libvirt", "virtualbox", "docker"])]
     pub provider: String,
+    /// Box or image (default: the one `clusterlab box build --postgres VERSION` makes,
+    /// e.g. clusterlab/trixie-pg11, clusterlab/bookworm-pg9.4).
     #[arg(long = "box")]
     pub box_name: Option<String>,
     #[arg(long, default_value = "10.42.0.0/24")]
@@ -232,6 +251,18 @@ pub fn run(cli: Cli) -> Result<i32> {
             load(&spec, wd)?.reset(&ctx, method, !no_verify)?;
             Ok(0)
         }
+        Command::Promote { spec, node, keep_old_leader } => {
+            load(&spec, wd)?.promote(&ctx, &node, keep_old_leader)?;
+            Ok(0)
+        }
+        Command::Rejoin { spec, node } => {
+            load(&spec, wd)?.rejoin(&ctx, &node)?;
+            Ok(0)
+        }
+        Command::Fault { spec, node, fault } => {
+            load(&spec, wd)?.fault(&ctx, &node, fault)?;
+            Ok(0)
+        }
         Command::Destroy { spec } => {
             load(&spec, wd)?.destroy(&ctx)?;
             Ok(0)
@@ -243,9 +274,11 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Sql { spec, sql, node } => {
             let c = load(&spec, wd)?;
+            // The leader is the live one: after a promote, not the spec's.
+            let live = c.current_plan()?;
             let n = match &node {
                 Some(name) => c.plan.node(name).ok_or_else(|| unknown_node(&c, name))?,
-                None => c.plan.leader(),
+                None => live.leader(),
             };
             let mut client = crate::verify::connect(n, &c.workdir.lab_password()?, &c.plan, Duration::from_secs(5))?;
             let messages = client.simple_query(&sql).map_err(|e| Error::Verify(format!("{}: {e}", n.name)))?;

@@ -69,7 +69,7 @@ impl Cluster {
         self.workdir.write(&files, &self.plan)
     }
 
-    pub fn vagrant<'a>(&self, ctx: &'a Ctx) -> Vagrant<'a> {
+    pub(crate) fn vagrant<'a>(&self, ctx: &'a Ctx) -> Vagrant<'a> {
         Vagrant { runner: ctx.runner, dir: self.workdir.root.clone(), logs: self.workdir.logs(), quiet: ctx.quiet }
     }
 
@@ -85,7 +85,7 @@ impl Cluster {
     }
 
     /// Runs `body`; on failure records it (phase failed or interrupted) before returning the error.
-    fn recorded<T>(&self, st: &mut State, body: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
+    pub(crate) fn recorded<T>(&self, st: &mut State, body: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
         let r = body(st);
         if let Err(e) = &r {
             st.phase = if matches!(e, Error::Interrupted(_)) || crate::signals::requested() { "interrupted" } else { "failed" }.into();
@@ -164,7 +164,7 @@ impl Cluster {
 
     pub fn verify_and_print(&self, ctx: &Ctx, timeout: Duration, json: bool) -> Result<Report> {
         let password = self.workdir.lab_password()?;
-        let report = verify::verify(&self.plan, &password, timeout);
+        let report = verify::verify(&self.current_plan()?, &password, timeout);
         if json {
             println!("{}", serde_json::to_string_pretty(&report).expect("report serializes"));
         } else if !ctx.quiet || !report.ok {
@@ -206,6 +206,7 @@ impl Cluster {
         }
         self.recorded(&mut st, |st| {
             st.enter(&self.workdir, "reset", "resetting", Some(method_name(method)))?;
+            self.thaw_all(provider.as_ref(), st)?;
             match method {
                 Method::Snapshot => provider.restore_snapshots()?,
                 _ => {
@@ -214,6 +215,9 @@ impl Cluster {
                     self.start_in_order(provider.as_ref())?;
                 }
             }
+            // The known state has the spec's topology: whatever a drill changed is undone.
+            st.live = None;
+            st.save(&self.workdir)?;
             ctx.progress(start, &format!("restored the known state ({})", method_name(method)));
             if verify {
                 st.enter(&self.workdir, "reset", "verifying", None)?;
@@ -292,7 +296,7 @@ impl Cluster {
 }
 
 /// Runs the node control script (`clusterlab-pg start|stop|save|restore`) on a node.
-fn node_ctl(p: &dyn Provider, n: &Node, action: &str) -> Result<()> {
+pub(crate) fn node_ctl(p: &dyn Provider, n: &Node, action: &str) -> Result<()> {
     p.exec(n, &["clusterlab-pg", action]).map(drop)
 }
 
@@ -346,6 +350,12 @@ impl StatusReport {
                     out += &format!("error: {}\n", e.lines().next().unwrap_or_default());
                 }
                 out += &format!("known state: {}\n", s.baseline.as_deref().unwrap_or("none"));
+                if let Some(live) = &s.live {
+                    out += &format!("live topology: {} (`clusterlab reset SPEC` brings back the spec's)\n", crate::drills::describe(live));
+                }
+                if !s.frozen.is_empty() {
+                    out += &format!("frozen: {} (`clusterlab fault SPEC NODE heal`)\n", s.frozen.join(", "));
+                }
             }
             None => out += "phase: not created\n",
         }

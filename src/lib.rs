@@ -8,6 +8,7 @@
 pub mod boxbuild;
 pub mod cli;
 pub mod cluster;
+pub mod drills;
 pub mod error;
 pub mod facts;
 pub mod matrix;

@@ -15,6 +15,10 @@ pub const REPLICATION_USER: &str = "replicator";
 /// Login role used by `verify` and `sql` from the host; owns the `clusterlab` database.
 pub const LAB_USER: &str = "clusterlab";
 pub const LAB_DATABASE: &str = "clusterlab";
+/// Login role `clusterlab rejoin` gives pg_rewind for its connection to the
+/// new leader (its password is the replication password); only where the
+/// major has pg_rewind.
+pub const REWIND_USER: &str = "clusterlab_rewind";
 
 /// Settings clusterlab must own for the cluster to work at all.
 const RESERVED_SETTINGS: &[&str] = &["port", "data_directory", "config_file", "hba_file", "ident_file", "include_dir"];
@@ -49,6 +53,7 @@ pub struct Plan {
     pub replication_user: &'static str,
     pub lab_user: &'static str,
     pub lab_database: &'static str,
+    pub rewind_user: &'static str,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -451,6 +456,7 @@ pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
         replication_user: REPLICATION_USER,
         lab_user: LAB_USER,
         lab_database: LAB_DATABASE,
+        rewind_user: REWIND_USER,
         facts,
     })
 }

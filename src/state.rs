@@ -25,6 +25,12 @@ pub struct State {
     /// How the known state was saved: `snapshot` or `data`; None before the first successful up.
     #[serde(default)]
     pub baseline: Option<String>,
+    /// The topology a drill left (promote, rejoin); None: the spec's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<crate::drills::Live>,
+    /// Nodes that `fault pause` froze.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub frozen: Vec<String>,
     pub updated_at: u64,
     /// Set for --dry-run: nothing really happened, so nothing is recorded.
     #[serde(skip)]

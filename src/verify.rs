@@ -68,7 +68,51 @@ fn connect_until(node: &Node, password: &str, plan: &Plan, deadline: Instant) ->
 /// sync_state), its physical slots (name, active).
 type NodeView = (bool, Vec<(String, String, String)>, Vec<(String, bool)>);
 
+/// Runs `f` on its own thread and gives up on it at `deadline`: a frozen
+/// node (`fault pause`) accepts TCP in its kernel but never answers, and no
+/// client timeout covers a read that waits forever. The abandoned thread ends
+/// with the process.
+fn before<T: Send + 'static>(deadline: Instant, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).ok()
+}
+
 pub fn verify(plan: &Plan, password: &str, timeout: Duration) -> Report {
+    let start = Instant::now();
+    let (p, pw) = (plan.clone(), password.to_string());
+    if let Some(report) = before(start + timeout + Duration::from_secs(2), move || verify_within(&p, &pw, timeout)) {
+        return report;
+    }
+    // Something never answered: name the nodes that do not answer a query.
+    let nodes = plan
+        .nodes
+        .iter()
+        .map(|n| {
+            let (node, p, pw) = (n.clone(), plan.clone(), password.to_string());
+            let answered = before(Instant::now() + Duration::from_secs(2), move || {
+                connect(&node, &pw, &p, Duration::from_secs(2)).and_then(|mut c| c.simple_query("SELECT 1").map_err(pg)).is_ok()
+            });
+            NodeReport {
+                node: n.name.clone(),
+                role: n.role.into(),
+                upstream: n.upstream.clone(),
+                address: n.address.clone(),
+                problems: if answered == Some(true) { Vec::new() } else { vec![format!("{} does not answer (frozen, or its network is cut)", n.name)] },
+                ..Default::default()
+            }
+        })
+        .collect::<Vec<_>>();
+    let mut nodes = nodes;
+    if nodes.iter().all(|n| n.problems.is_empty()) {
+        nodes[0].problems.push(format!("the check did not finish within {} s", timeout.as_secs()));
+    }
+    Report { cluster: plan.name.clone(), ok: false, elapsed_ms: start.elapsed().as_millis() as u64, nodes }
+}
+
+fn verify_within(plan: &Plan, password: &str, timeout: Duration) -> Report {
     let start = Instant::now();
     let deadline = start + timeout;
     let facts = &plan.facts;

@@ -1,0 +1,278 @@
+//! The drills a DBA comes to the lab for: promote a follower (failover),
+//! bring a former leader back as a follower (rejoin), and faults (kill, stop,
+//! freeze). Each is an ordered list of steps like `up`, recording its phase;
+//! what differs per major comes from the facts, through the node control
+//! script `clusterlab-pg` that is rendered per major.
+//!
+//! A drill changes who leads and who follows whom. That live topology is kept
+//! in state.json: `verify` checks it instead of the spec's, `status` shows it,
+//! and `reset` brings back the spec's topology (and lifts every fault).
+
+use crate::cluster::{node_ctl, Cluster, Ctx};
+use crate::error::{Error, Result};
+use crate::plan::{self, Plan};
+use crate::spec::{Followers, FollowerSpec, NodeSpec};
+use crate::state::{Lock, State};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// Who leads, whom each follower streams from, and which nodes are outside
+/// the topology (a fenced or kept former leader, until `rejoin`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Live {
+    pub leader: String,
+    pub upstreams: BTreeMap<String, String>,
+    #[serde(default)]
+    pub detached: Vec<String>,
+}
+
+impl Live {
+    pub fn of(plan: &Plan) -> Live {
+        Live {
+            leader: plan.leader().name.clone(),
+            upstreams: plan.nodes.iter().filter_map(|n| Some((n.name.clone(), n.upstream.clone()?))).collect(),
+            detached: Vec::new(),
+        }
+    }
+}
+
+/// What `fault` can do to a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Fault {
+    /// kill -9 the postmaster: a crash.
+    Kill,
+    /// A clean (fast) shutdown.
+    Stop,
+    /// Freeze the whole machine: `docker pause`, `virsh suspend`.
+    Pause,
+    /// Undo pause and stop (a killed server is started again too).
+    Heal,
+}
+
+impl Cluster {
+    /// The topology replication should have now: the spec's, or the one the
+    /// last drill left.
+    pub fn current_plan(&self) -> Result<Plan> {
+        match State::load(&self.workdir).and_then(|s| s.live) {
+            Some(live) => self.live_plan(&live),
+            None => Ok(self.plan.clone()),
+        }
+    }
+
+    /// The spec's cluster with another topology: same machines and
+    /// addresses, planned again so slots, conninfo and waves follow it.
+    fn live_plan(&self, live: &Live) -> Result<Plan> {
+        let mut spec = self.spec.clone();
+        let address = |n: &str| self.plan.node(n).map(|x| x.address.clone());
+        let given: Vec<FollowerSpec> = match &self.spec.topology.followers {
+            Followers::List(l) => l.clone(),
+            Followers::Count(_) => Vec::new(),
+        };
+        spec.topology.leader = NodeSpec { name: Some(live.leader.clone()), address: address(&live.leader) };
+        let followers = self
+            .plan
+            .nodes
+            .iter()
+            .filter(|n| n.name != live.leader && !live.detached.contains(&n.name))
+            .map(|n| {
+                let from_spec = given.iter().find(|f| f.name == n.name);
+                FollowerSpec {
+                    name: n.name.clone(),
+                    address: Some(n.address.clone()),
+                    upstream: live.upstreams.get(&n.name).cloned(),
+                    apply_delay: from_spec.and_then(|f| f.apply_delay.clone()),
+                    sync: from_spec.and_then(|f| f.sync),
+                }
+            })
+            .collect();
+        spec.topology.followers = Followers::List(followers);
+        Ok(plan::build(&spec, &self.src)?)
+    }
+
+    fn node_or_err(&self, node: &str) -> Result<()> {
+        if self.plan.node(node).is_none() {
+            let names: Vec<&str> = self.plan.nodes.iter().map(|n| n.name.as_str()).collect();
+            return Err(Error::usage(format!("no node `{node}` in cluster {}", self.plan.name), format!("name one of: {}", names.join(", "))));
+        }
+        Ok(())
+    }
+
+    fn running_state(&self, op: &str) -> Result<State> {
+        let st = State::load(&self.workdir).filter(|s| s.baseline.is_some() || s.live.is_some());
+        st.ok_or_else(|| Error::usage(format!("cluster {} is not up, nothing to {op}", self.plan.name), "`clusterlab up SPEC` first; `clusterlab status SPEC` says where it is"))
+    }
+
+    /// Failover: NODE becomes the leader; the followers of the old leader
+    /// follow NODE (their slots made on NODE first); the old leader is stopped
+    /// and fenced unless `keep_old_leader` (then it runs on, outside the
+    /// topology: a split brain to study).
+    pub fn promote(&self, ctx: &Ctx, node: &str, keep_old_leader: bool) -> Result<()> {
+        let start = Instant::now();
+        self.node_or_err(node)?;
+        let _lock = Lock::acquire(&self.workdir, &self.plan.name, "promote")?;
+        let mut st = self.running_state("promote")?;
+        let live = st.live.clone().unwrap_or_else(|| Live::of(&self.plan));
+        if live.leader == node {
+            return Err(Error::usage(format!("{node} is the leader already"), "promote one of its followers"));
+        }
+        if live.detached.iter().any(|d| d == node) {
+            return Err(Error::usage(format!("{node} is outside the topology since an earlier promote"), format!("`clusterlab rejoin SPEC {node}` first")));
+        }
+        let old = live.leader.clone();
+        let mut next = live.clone();
+        next.leader = node.to_string();
+        next.upstreams.remove(node);
+        for up in next.upstreams.values_mut() {
+            if *up == old {
+                *up = node.to_string();
+            }
+        }
+        next.detached.push(old.clone());
+        let new_plan = self.live_plan(&next)?;
+        let vagrant = self.vagrant(ctx);
+        let p = self.provider(ctx, &vagrant);
+        let machine = |n: &str| self.plan.node(n).expect("nodes of the spec");
+        self.recorded(&mut st, |st| {
+            st.enter(&self.workdir, "promote", "promoting", Some(node))?;
+            if !keep_old_leader {
+                ctx.progress(start, &format!("fencing the old leader {old}"));
+                if let Err(e) = node_ctl(p.as_ref(), machine(&old), "fence") {
+                    // A frozen or unreachable leader cannot be fenced now; it
+                    // stays outside the topology and `rejoin` fences it first.
+                    tracing::warn!("could not fence {old} ({e}); it stays outside the topology");
+                }
+            }
+            ctx.progress(start, &format!("promoting {node}"));
+            node_ctl(p.as_ref(), machine(node), "promote")?;
+            let leader = new_plan.node(node).expect("the new leader is in the live plan");
+            for slot in &leader.downstream_slots {
+                p.exec(machine(node), &["clusterlab-pg", "slot", slot])?;
+            }
+            let moved: Vec<_> = new_plan.nodes.iter().filter(|n| n.upstream.as_deref() == Some(node) && live.upstreams.get(&n.name).map(String::as_str) == Some(old.as_str())).collect();
+            for f in &moved {
+                ctx.progress(start, &format!("{} follows {node}", f.name));
+            }
+            crate::runner::parallel(&moved, |f| follow(p.as_ref(), machine(&f.name), f))?;
+            st.live = Some(next.clone());
+            st.enter(&self.workdir, "promote", "ready", None)?;
+            Ok(())
+        })?;
+        self.verify_and_print(ctx, Duration::from_secs(60), false)?;
+        ctx.progress(start, &format!("{node} leads; {old} is {}", if keep_old_leader { "still running, outside the topology" } else { "fenced" }));
+        Ok(())
+    }
+
+    /// Brings a node outside the topology (a former leader) back as a
+    /// follower of the current leader: pg_rewind where the box has this
+    /// major's (9.5+), else a fresh base backup. Says which it did.
+    pub fn rejoin(&self, ctx: &Ctx, node: &str) -> Result<()> {
+        let start = Instant::now();
+        self.node_or_err(node)?;
+        let _lock = Lock::acquire(&self.workdir, &self.plan.name, "rejoin")?;
+        let mut st = self.running_state("rejoin")?;
+        let live = st.live.clone().unwrap_or_else(|| Live::of(&self.plan));
+        if !live.detached.iter().any(|d| d == node) {
+            let role = if live.leader == node { "the leader".to_string() } else { format!("already following {}", live.upstreams[node]) };
+            return Err(Error::usage(format!("{node} is {role}"), "rejoin brings back a node that a promote left outside the topology"));
+        }
+        let mut next = live.clone();
+        next.detached.retain(|d| d != node);
+        next.upstreams.insert(node.to_string(), live.leader.clone());
+        let new_plan = self.live_plan(&next)?;
+        let me = new_plan.node(node).expect("the rejoined node is in the live plan");
+        let leader = new_plan.node(&live.leader).expect("the leader is in the live plan");
+        let vagrant = self.vagrant(ctx);
+        let p = self.provider(ctx, &vagrant);
+        let machine = |n: &str| self.plan.node(n).expect("nodes of the spec");
+        let how = self.recorded(&mut st, |st| {
+            st.enter(&self.workdir, "rejoin", "rejoining", Some(node))?;
+            if let Some(slot) = &me.slot {
+                p.exec(machine(&leader.name), &["clusterlab-pg", "slot", slot])?;
+            }
+            node_ctl(p.as_ref(), machine(node), "stop")?;
+            let rewound = self.plan.facts.has_pg_rewind && node_ctl(p.as_ref(), machine(node), "has-rewind").is_ok() && {
+                ctx.progress(start, &format!("pg_rewind {node} from {}", leader.name));
+                let source = format!("host={} port=5432 user={} dbname=postgres", leader.address, plan::REWIND_USER);
+                let r = node_ctl(p.as_ref(), machine(node), "clean-shutdown").and_then(|_| p.exec(machine(node), &["clusterlab-pg", "rewind", &source]).map(drop));
+                if let Err(e) = &r {
+                    tracing::warn!("pg_rewind failed ({e}); taking a fresh base backup instead");
+                }
+                r.is_ok()
+            };
+            if !rewound {
+                ctx.progress(start, &format!("fresh base backup of {node} from {}", leader.name));
+                p.exec(machine(node), &["clusterlab-pg", "reclone", &leader.address])?;
+            }
+            follow(p.as_ref(), machine(node), me)?;
+            st.live = Some(next.clone());
+            st.enter(&self.workdir, "rejoin", "ready", None)?;
+            Ok(if rewound { "pg_rewind" } else { "a fresh base backup" })
+        })?;
+        self.verify_and_print(ctx, Duration::from_secs(60), false)?;
+        ctx.progress(start, &format!("{node} follows {} again (by {how})", leader.name));
+        Ok(())
+    }
+
+    /// A fault on one node. `reset` undoes every fault.
+    pub fn fault(&self, ctx: &Ctx, node: &str, fault: Fault) -> Result<()> {
+        self.node_or_err(node)?;
+        let _lock = Lock::acquire(&self.workdir, &self.plan.name, "fault")?;
+        let mut st = self.running_state("break")?;
+        let vagrant = self.vagrant(ctx);
+        let p = self.provider(ctx, &vagrant);
+        let n = self.plan.node(node).expect("checked above");
+        let frozen = st.frozen.iter().any(|f| f == node);
+        self.recorded(&mut st, |st| {
+            match fault {
+                Fault::Kill => node_ctl(p.as_ref(), n, "kill")?,
+                Fault::Stop => node_ctl(p.as_ref(), n, "stop")?,
+                Fault::Pause => {
+                    if !frozen {
+                        p.freeze(n, true)?;
+                        st.frozen.push(node.to_string());
+                    }
+                }
+                Fault::Heal => {
+                    if frozen {
+                        p.freeze(n, false)?;
+                        st.frozen.retain(|f| f != node);
+                    }
+                    node_ctl(p.as_ref(), n, "start")?;
+                }
+            }
+            st.save(&self.workdir)
+        })
+    }
+
+    /// Before a reset: thaw what `fault pause` froze (a frozen container
+    /// cannot even be asked to stop).
+    pub(crate) fn thaw_all(&self, p: &dyn crate::providers::Provider, st: &mut State) -> Result<()> {
+        for name in std::mem::take(&mut st.frozen) {
+            if let Some(n) = self.plan.node(&name) {
+                p.freeze(n, false)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Points a follower at its upstream in `plan` (slot and delay as planned).
+fn follow(p: &dyn crate::providers::Provider, machine: &crate::plan::Node, planned: &crate::plan::Node) -> Result<()> {
+    let conninfo = planned.primary_conninfo.clone().unwrap_or_default();
+    let slot = planned.slot.clone().unwrap_or_default();
+    let delay = planned.apply_delay.clone().unwrap_or_default();
+    p.exec(machine, &["clusterlab-pg", "follow", &conninfo, &slot, &delay]).map(drop)
+}
+
+/// For `status`: the live topology in one line.
+pub fn describe(live: &Live) -> String {
+    let mut s = format!("{} leads", live.leader);
+    for (f, up) in &live.upstreams {
+        s += &format!(", {f} <- {up}");
+    }
+    if !live.detached.is_empty() {
+        s += &format!("; outside the topology: {}", live.detached.join(", "));
+    }
+    s
+}

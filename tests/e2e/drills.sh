@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The drills on real machines, for one spec: crash the leader, promote a
+# follower and prove that every acknowledged row is on it, write on the new
+# leader, rejoin the old leader (pg_rewind or a fresh base backup) and prove it
+# has every row, freeze a follower (verify must fail) and heal it, then reset:
+# the spec's topology is back and the drill's rows are gone. Runs on the
+# test's own copy of SPEC (see lib.sh).
+#
+#   tests/e2e/drills.sh SPEC     (inside the lab)
+set -euo pipefail
+spec=$1
+# shellcheck source=tests/e2e/lib.sh
+. "$(dirname "$0")/lib.sh"
+say() { echo "drills[$name]: $*"; }
+fail() { say "FAILED: $*"; exit 1; }
+trap '"$CL" -q destroy "$spec" >/dev/null 2>&1 || true' EXIT
+leader=$(field 'p["nodes"][0]["name"]')
+read -r f1 f2 _ <<<"$(field '" ".join(n["name"] for n in p["nodes"] if n["role"] == "follower")')"
+sql() { "$CL" sql "$spec" "$@"; }
+
+# must_fail_verify WHY: verify must notice.
+must_fail_verify() {
+  local rc=0
+  "$CL" -q verify --timeout 5 "$spec" >/dev/null 2>&1 || rc=$?
+  [ "$rc" = 3 ] || fail "verify exited $rc after $1, expected 3"
+  say "verify caught: $1"
+}
+
+# rows NODE: "count sum" of the drill table on NODE.
+rows() { sql --node "$1" "SELECT count(*) || ' ' || coalesce(sum(id), 0) FROM drill"; }
+
+# write FROM TO: one acknowledged transaction per 50 rows, on the current leader.
+write() {
+  local at=$1 from=$2 to=$3 i
+  for ((i = from; i <= to; i += 50)); do
+    sql --node "$at" "INSERT INTO drill SELECT generate_series($i, $((i + 49)))" >/dev/null
+  done
+}
+expect() { echo "$(($2 - $1 + 1)) $(( ($1 + $2) * ($2 - $1 + 1) / 2 ))"; }
+
+"$CL" up "$spec"
+sql "CREATE TABLE drill (id int PRIMARY KEY)"
+write "$leader" 1 1000
+# verify writes a marker after the rows and waits until every follower has it.
+"$CL" -q verify "$spec"
+
+say "crash the leader $leader"
+"$CL" fault "$spec" "$leader" kill
+must_fail_verify "the leader crashed"
+
+start=$SECONDS
+"$CL" promote "$spec" "$f1"
+say "promote took $((SECONDS - start)) s"
+[ "$(rows "$f1")" = "$(expect 1 1000)" ] || fail "rows acknowledged before the crash are missing on $f1: $(rows "$f1")"
+[ "$(rows "$f2")" = "$(expect 1 1000)" ] || fail "$f2 lost rows after following $f1: $(rows "$f2")"
+say "every acknowledged row (1000 in 20 transactions) is on the new leader $f1 and on $f2"
+status=$("$CL" status "$spec")
+[[ $status == *"live topology: $f1 leads"* ]] || fail "status does not show the live topology: $status"
+
+write "$f1" 1001 1500
+start=$SECONDS
+"$CL" rejoin "$spec" "$leader" | tee /tmp/drills-rejoin.$$
+say "rejoin took $((SECONDS - start)) s"
+"$CL" -q verify "$spec"
+[ "$(rows "$leader")" = "$(expect 1 1500)" ] || fail "the rejoined $leader does not have every row: $(rows "$leader")"
+say "the rejoined $leader has all 1500 rows"
+
+"$CL" fault "$spec" "$f2" pause
+must_fail_verify "$f2 was frozen"
+"$CL" fault "$spec" "$f2" heal
+"$CL" -q verify "$spec"
+
+# Bad input leaves the cluster as it was.
+if "$CL" promote "$spec" "$f1" 2>/tmp/drills-err.$$; then fail "promoting the leader was accepted"; fi
+grep -q "already" /tmp/drills-err.$$ || fail "promoting the leader: unclear error: $(cat /tmp/drills-err.$$)"
+if "$CL" promote "$spec" nosuchnode 2>/tmp/drills-err.$$; then fail "promoting a missing node was accepted"; fi
+if "$CL" rejoin "$spec" "$f2" 2>/tmp/drills-err.$$; then fail "rejoining a follower was accepted"; fi
+rm -f /tmp/drills-err.$$ /tmp/drills-rejoin.$$
+"$CL" -q verify "$spec"
+
+"$CL" fault "$spec" "$f1" pause
+"$CL" reset "$spec"
+[ "$(sql "SELECT to_regclass('drill') IS NULL")" = t ] || fail "the drill's table survived the reset"
+status=$("$CL" status "$spec")
+[[ $status != *"live topology"* ]] || fail "reset left a live topology: $status"
+say "reset brought back $leader as the leader, thawed $f1 and removed the drill's rows"
+
+"$CL" destroy "$spec"
+trap - EXIT
+say "PASSED"
