@@ -33,18 +33,24 @@ record() {
   report+=("$(printf '%-48s %-7s %5d s' "$1" "$2" $((SECONDS - $3)))")
 }
 
-# Runs one check, timing it; a failure is counted, not fatal.
-check() {
-  local name=$1 start=$SECONDS
-  shift
-  echo "=== $name"
-  if "$@"; then
+# tally NAME RC START: counts a check's result and records it.
+tally() {
+  if [ "$2" = 0 ]; then
     passed=$((passed + 1))
-    record "$name" ok "$start"
+    record "$1" ok "$3"
   else
     failed=$((failed + 1))
-    record "$name" FAILED "$start"
+    record "$1" FAILED "$3"
   fi
+}
+
+# Runs one check, timing it; a failure is counted, not fatal.
+check() {
+  local name=$1 start=$SECONDS rc=0
+  shift
+  echo "=== $name"
+  "$@" || rc=$?
+  tally "$name" "$rc" "$start"
 }
 
 # What vagrant says when a guest never came up (vagrant's boot_timeout, or
@@ -62,23 +68,14 @@ check_vm() {
   echo "=== $name"
   "$@" 2>&1 | tee "$out"
   rc=${PIPESTATUS[0]}
-  if [ "$rc" = 0 ]; then
-    passed=$((passed + 1))
-    record "$name" ok "$start"
-  elif grep -Eq "$BOOT_HANG" "$out"; then
+  if [ "$rc" != 0 ] && grep -Eq "$BOOT_HANG" "$out"; then
     echo "=== $name: a guest hung at boot; retrying once"
-    if "$@"; then
-      passed=$((passed + 1))
-      record "$name (after one retry: boot hang)" ok "$start"
-    else
-      failed=$((failed + 1))
-      record "$name (after one retry: boot hang)" FAILED "$start"
-    fi
-  else
-    failed=$((failed + 1))
-    record "$name" FAILED "$start"
+    name="$name (after one retry: boot hang)"
+    rc=0
+    "$@" || rc=$?
   fi
   rm -f "$out"
+  tally "$name" "$rc" "$start"
 }
 
 # Setup steps must succeed, or nothing after them means anything.

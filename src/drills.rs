@@ -205,9 +205,19 @@ impl Cluster {
                 p.exec(machine(node), &["clusterlab-pg", "reclone", &leader.address])?;
             }
             follow(p.as_ref(), machine(node), me)?;
+            // pg_rewind can succeed and still leave a node that never streams
+            // (seen once on 15); a fresh copy always can.
+            let mut how = if rewound { "pg_rewind" } else { "a fresh base backup" };
+            if rewound && !crate::verify::verify(&new_plan, &self.workdir.lab_password()?, Duration::from_secs(20)).ok {
+                tracing::warn!("{node} does not stream after pg_rewind; taking a fresh base backup instead");
+                ctx.progress(start, &format!("{node} did not stream after pg_rewind: fresh base backup from {}", leader.name));
+                p.exec(machine(node), &["clusterlab-pg", "reclone", &leader.address])?;
+                follow(p.as_ref(), machine(node), me)?;
+                how = "a fresh base backup, after pg_rewind left it unable to stream";
+            }
             st.live = Some(next.clone());
             st.enter(&self.workdir, "rejoin", "ready", None)?;
-            Ok(if rewound { "pg_rewind" } else { "a fresh base backup" })
+            Ok(how)
         })?;
         self.verify_and_print(ctx, Duration::from_secs(60), false)?;
         ctx.progress(start, &format!("{node} follows {} again (by {how})", leader.name));
@@ -275,4 +285,70 @@ pub fn describe(live: &Live) -> String {
         s += &format!("; outside the topology: {}", live.detached.join(", "));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{self, Source};
+
+    fn cluster(text: &str) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let src = Source::new(dir.path().join("c.yaml"), text);
+        let spec = spec::parse(&src).unwrap();
+        Cluster::from_parts(spec, src, Some(dir.path())).unwrap()
+    }
+
+    #[test]
+    fn after_a_promote_the_live_plan_has_the_new_leader_and_its_slots() {
+        let c = cluster("name: c\nversion: \"9.4\"\nprovider: docker\ntopology:\n  followers: 2\n");
+        let mut live = Live::of(&c.plan);
+        assert_eq!(live.leader, "pg1");
+        assert_eq!(live.upstreams["pg3"], "pg1");
+        live.leader = "pg2".into();
+        live.upstreams.remove("pg2");
+        live.upstreams.insert("pg3".into(), "pg2".into());
+        live.detached.push("pg1".into());
+        let p = c.live_plan(&live).unwrap();
+        assert_eq!(p.leader().name, "pg2");
+        assert_eq!(p.leader().address, c.plan.node("pg2").unwrap().address, "machines keep their addresses");
+        assert!(p.node("pg1").is_none(), "a fenced node is outside the topology");
+        let pg3 = p.node("pg3").unwrap();
+        assert_eq!(pg3.upstream.as_deref(), Some("pg2"));
+        assert_eq!(pg3.slot.as_deref(), Some("pg3"));
+        assert!(pg3.primary_conninfo.as_deref().unwrap().contains(&format!("host={}", p.leader().address)));
+        assert_eq!(p.leader().downstream_slots, ["pg3"]);
+        assert_eq!(describe(&live), "pg2 leads, pg3 <- pg2; outside the topology: pg1");
+    }
+
+    #[test]
+    fn a_rejoined_node_follows_the_leader_and_delays_survive() {
+        let c = cluster(
+            "name: c\nversion: \"15\"\nprovider: docker\ntopology:\n  followers:\n    - name: b\n    - name: lag\n      apply_delay: 5min\n",
+        );
+        let live = Live {
+            leader: "b".into(),
+            upstreams: [("lag".to_string(), "b".to_string()), ("pg1".to_string(), "b".to_string())].into_iter().collect(),
+            detached: vec![],
+        };
+        let p = c.live_plan(&live).unwrap();
+        assert_eq!(p.node("pg1").unwrap().upstream.as_deref(), Some("b"));
+        assert_eq!(p.node("lag").unwrap().apply_delay.as_deref(), Some("5min"));
+        let mut slots = p.leader().downstream_slots.clone();
+        slots.sort();
+        assert_eq!(slots, ["lag", "pg1"]);
+    }
+
+    #[test]
+    fn drills_refuse_before_touching_anything() {
+        let c = cluster("name: c\nversion: \"15\"\nprovider: docker\n");
+        let runner = crate::runner::DryRun;
+        let ctx = Ctx { runner: &runner, quiet: true, templates: None };
+        let e = c.promote(&ctx, "nope", false).unwrap_err().to_string();
+        assert!(e.contains("no node `nope`"), "{e}");
+        let e = c.promote(&ctx, "pg2", false).unwrap_err().to_string();
+        assert!(e.contains("is not up"), "{e}");
+        let e = c.rejoin(&ctx, "pg1").unwrap_err().to_string();
+        assert!(e.contains("is not up"), "{e}");
+    }
 }
