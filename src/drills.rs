@@ -194,7 +194,9 @@ impl Cluster {
             let rewound = self.plan.facts.has_pg_rewind && node_ctl(p.as_ref(), machine(node), "has-rewind").is_ok() && {
                 ctx.progress(start, &format!("pg_rewind {node} from {}", leader.name));
                 let source = format!("host={} port=5432 user={} dbname=postgres", leader.address, plan::REWIND_USER);
-                let r = node_ctl(p.as_ref(), machine(node), "clean-shutdown").and_then(|_| p.exec(machine(node), &["clusterlab-pg", "rewind", &source]).map(drop));
+                let r = node_ctl(p.as_ref(), machine(&leader.name), "checkpoint")
+                    .and_then(|_| node_ctl(p.as_ref(), machine(node), "clean-shutdown"))
+                    .and_then(|_| p.exec(machine(node), &["clusterlab-pg", "rewind", &source]).map(drop));
                 if let Err(e) = &r {
                     tracing::warn!("pg_rewind failed ({e}); taking a fresh base backup instead");
                 }
@@ -205,8 +207,9 @@ impl Cluster {
                 p.exec(machine(node), &["clusterlab-pg", "reclone", &leader.address])?;
             }
             follow(p.as_ref(), machine(node), me)?;
-            // pg_rewind can succeed and still leave a node that never streams
-            // (seen once on 15); a fresh copy always can.
+            // Should pg_rewind still leave a node that cannot stream (before the
+            // checkpoint above it did, on 15: "no rewind required"), a fresh
+            // copy always can.
             let mut how = if rewound { "pg_rewind" } else { "a fresh base backup" };
             if rewound && !crate::verify::verify(&new_plan, &self.workdir.lab_password()?, Duration::from_secs(20)).ok {
                 tracing::warn!("{node} does not stream after pg_rewind; taking a fresh base backup instead");
