@@ -1,7 +1,7 @@
 //! `clusterlab box build`: runs the one offline box recipe
 //! (`templates/box/build.sh`, overridable) for a docker image or a libvirt box,
 //! after compiling PostgreSQL from a release source tarball with
-//! `templates/box/compile.sh` when `--source` is given.
+//! `templates/box/compile.sh` when `--source` is given. Both source `templates/box/lib.sh`.
 
 use crate::error::{Error, Result};
 use crate::facts::{suite_major, Facts, Major, SUITES};
@@ -161,10 +161,14 @@ fn recipe_cmd(script: &Path, env: &[(&str, String)]) -> Cmd {
     Cmd::new("env", args)
 }
 
+/// Writes the recipe `name` into the cache dir, where it runs, with the lib.sh it sources from
+/// its own directory; returns the recipe's path.
 fn write_recipe(cache: &Path, name: &str, templates: Option<&Path>) -> Result<PathBuf> {
-    let script = cache.join(name.trim_start_matches("box/"));
-    std::fs::write(&script, template_text(name, templates)?).map_err(|e| Error::io(&script, e))?;
-    Ok(script)
+    for n in ["box/lib.sh", name] {
+        let path = cache.join(n.trim_start_matches("box/"));
+        std::fs::write(&path, template_text(n, templates)?).map_err(|e| Error::io(&path, e))?;
+    }
+    Ok(cache.join(name.trim_start_matches("box/")))
 }
 
 /// A Debian package name (Debian Policy 5.6.1), as compile.sh writes them into `depends`.

@@ -18,6 +18,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("spec.yaml.tera", include_str!("../templates/spec.yaml.tera")),
     ("box/build.sh", include_str!("../templates/box/build.sh")),
     ("box/compile.sh", include_str!("../templates/box/compile.sh")),
+    ("box/lib.sh", include_str!("../templates/box/lib.sh")),
 ];
 
 /// Returns a template's text: the override in `dir` if there is one, else the built-in.

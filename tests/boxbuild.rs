@@ -169,9 +169,10 @@ fn a_source_build_compiles_then_builds_the_box_without_debians_server() {
     assert!(build["CL_EXTRA_PACKAGES"].starts_with("postgresql-common "), "{build:?}");
     assert!(!build["CL_EXTRA_TARBALL"].is_empty());
     assert_eq!(lines[2], "clusterlab/bookworm-pg9.4");
-    // Both recipes were written where they run from.
+    // Both recipes were written where they run from, with the lib.sh they source.
     assert!(d.path().join("cache/compile.sh").is_file());
     assert!(d.path().join("cache/build.sh").is_file());
+    assert!(d.path().join("cache/lib.sh").is_file());
 }
 
 #[test]
@@ -207,6 +208,7 @@ fn the_compile_recipe_can_be_overridden_like_build_sh() {
     let t = d.path().join("templates/box");
     fs::create_dir_all(&t).unwrap();
     fs::write(t.join("compile.sh"), "echo my compile\n").unwrap();
+    fs::write(t.join("lib.sh"), "# my lib\n").unwrap();
     let src = some_file(d.path(), "postgresql-9.4.26.tar.gz");
     box_build(d.path(), true, &["--postgres", "9.4", "--source", src.to_str().unwrap()])
         .arg("--templates")
@@ -214,6 +216,7 @@ fn the_compile_recipe_can_be_overridden_like_build_sh() {
         .assert()
         .success();
     assert_eq!(fs::read_to_string(d.path().join("cache/compile.sh")).unwrap(), "echo my compile\n");
+    assert_eq!(fs::read_to_string(d.path().join("cache/lib.sh")).unwrap(), "# my lib\n");
 }
 
 #[test]

@@ -37,38 +37,30 @@
 #
 # Output: one line per phase with its elapsed seconds on stderr; the tools' own output goes to
 # a log that is shown (its tail) only when a phase fails.
+#
+# lib.sh, beside this file, holds what compile.sh shares with it: log/die, phase, and the
+# cached rootfs tarball (its key, mmdebstrap options and sources).
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Bump when anything that shapes the cached rootfs changes (mmdebstrap options, lists below).
 ROOTFS_RECIPE=1
 
-# fd 3 is the caller's stderr, also from inside a phase (whose output goes to the log).
-exec 3>&2
-log() { printf 'box: %s\n' "$*" >&3; }
-die() { log "error: $*"; exit 1; }
-
 # ---------------------------------------------------------------- environment
-CL_RELEASE=${CL_RELEASE:-}
 CL_PG_VERSIONS=${CL_PG_VERSIONS:-}
 CL_PROVIDER=${CL_PROVIDER:-}
 CL_NAME=${CL_NAME:-}
-CL_CACHE=${CL_CACHE:-}
 CL_VAGRANT_PUBKEY=${CL_VAGRANT_PUBKEY:-}
 CL_EXTRA_TARBALL=${CL_EXTRA_TARBALL:-}
 CL_EXTRA_TARBALL_DEST=${CL_EXTRA_TARBALL_DEST:-/opt/clusterlab/pg}
 CL_EXTRA_MAJORS=${CL_EXTRA_MAJORS:-}
 CL_EXTRA_PACKAGES=${CL_EXTRA_PACKAGES:-}
-CL_MIRROR=${CL_MIRROR:-http://deb.debian.org/debian}
-CL_SECURITY_MIRROR=${CL_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 CL_DISK_GB=${CL_DISK_GB:-4}
-CL_FETCH_NETNS=${CL_FETCH_NETNS:-${CLUSTERLAB_HOST_NETNS:-}}
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (mmdebstrap root mode, chroot, file ownership)"
 
-case $CL_RELEASE in
-  bullseye | bookworm | trixie) ;;
-  *) die "CL_RELEASE must be bullseye, bookworm or trixie (got '${CL_RELEASE}')" ;;
-esac
+check_release
 case $CL_PROVIDER in
   docker | libvirt) ;;
   *) die "CL_PROVIDER must be docker or libvirt (got '${CL_PROVIDER}')" ;;
@@ -89,8 +81,7 @@ done
 # Docker repository names are lowercase; vagrant accepts the same set. No tag: ":latest" is ours.
 [[ $CL_NAME =~ ^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$ ]] \
   || die "CL_NAME must look like clusterlab/bookworm-pg15 (lowercase, no tag; got '${CL_NAME}')"
-[ -n "$CL_CACHE" ] || die "CL_CACHE is required (e.g. /var/lib/clusterlab/cache)"
-[[ $CL_CACHE == /* ]] || die "CL_CACHE must be an absolute path (got '${CL_CACHE}')"
+check_cache
 [[ $CL_EXTRA_TARBALL_DEST == /* ]] || die "CL_EXTRA_TARBALL_DEST must be absolute"
 [[ $CL_DISK_GB =~ ^[1-9][0-9]*$ ]] || die "CL_DISK_GB must be a whole number of GB"
 if [ -n "$CL_EXTRA_TARBALL" ]; then
@@ -109,12 +100,7 @@ if [ -z "$CL_VAGRANT_PUBKEY" ] || [ ! -f "$CL_VAGRANT_PUBKEY" ]; then
 fi
 grep -q '^ssh-' "$CL_VAGRANT_PUBKEY" || die "CL_VAGRANT_PUBKEY does not look like a public key"
 
-fetch_net=()
-if [ -n "$CL_FETCH_NETNS" ]; then
-  [ -e "$CL_FETCH_NETNS" ] || die "CL_FETCH_NETNS: no such namespace file: $CL_FETCH_NETNS"
-  fetch_net=(nsenter "--net=$CL_FETCH_NETNS")
-fi
-need() { command -v "$1" >/dev/null || die "missing tool '$1' (lab/install-deps.sh installs it)"; }
+check_fetch_netns
 need mmdebstrap; need tar; need chroot; need flock; need sha256sum
 if [ "$CL_PROVIDER" = docker ]; then
   need docker
@@ -125,35 +111,11 @@ else
 fi
 
 SAFE_NAME=${CL_NAME//\//_}
-mkdir -p "$CL_CACHE/rootfs"
-WORK=$(mktemp -d "$CL_CACHE/work.XXXXXX")
-LOG=$WORK/build.log
 # The work dir holds only plain files (nothing is mounted into the rootfs), so removing it
 # is safe.
-cleanup() { rm -rf "$WORK"; }
-trap cleanup EXIT
-
-# phase NAME CMD...: run one step with its output in the log, print its elapsed seconds.
-# The step runs in a subshell with `set -e` switched on again: a function called from an
-# `if` would otherwise run with errexit silently off.
+work_dir work
+LOG=$WORK/build.log
 T_START=$EPOCHREALTIME
-phase() {
-  local name=$1 t0=$EPOCHREALTIME rc
-  shift
-  log "$name ..."
-  printf '\n=== %s\n' "$name" >>"$LOG"
-  set +e
-  (set -e; "$@") >>"$LOG" 2>&1
-  rc=$?
-  set -e
-  if [ "$rc" -ne 0 ]; then
-    log "$name FAILED (exit $rc); last lines of the log:"
-    tail -n 40 "$LOG" >&2
-    exit "$rc"
-  fi
-  log "$name done in $(elapsed "$t0")s"
-}
-elapsed() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
 
 # ---------------------------------------------------------------- package lists
 # Shared by both outputs: what vagrant needs (sshd, sudo, ps for its guest checks, rsync for
@@ -176,57 +138,16 @@ else
   extra_pkgs=()
 fi
 mapfile -t all_pkgs < <(printf '%s\n' "${base_pkgs[@]}" "${extra_pkgs[@]}" | sort -u)
-include=$(IFS=,; printf '%s' "${all_pkgs[*]}")
-
-# Docs, man pages and translations are never read in a test box; leaving them out makes the
-# tarball, the image and the disk smaller and every later step faster.
-mm_opts=(
-  --variant=minbase
-  "--include=$include"
-  --aptopt='Acquire::Retries "3"'
-  --dpkgopt='path-exclude=/usr/share/man/*'
-  --dpkgopt='path-exclude=/usr/share/info/*'
-  --dpkgopt='path-exclude=/usr/share/locale/*'
-  --dpkgopt='path-exclude=/usr/share/doc/*'
-  --dpkgopt='path-include=/usr/share/doc/*/copyright'
-)
-# Explicit sources: without a mirror argument mmdebstrap may read sources from a non-tty
-# stdin, and its default security host differs from the one this machine's apt uses.
-sources=(
-  "deb $CL_MIRROR $CL_RELEASE main"
-  "deb $CL_MIRROR $CL_RELEASE-updates main"
-  "deb $CL_SECURITY_MIRROR $CL_RELEASE-security main"
-)
-
-key=$(printf '%s\n' "recipe=$ROOTFS_RECIPE" "release=$CL_RELEASE" "flavour=$flavour" \
-  "${all_pkgs[@]}" "${mm_opts[@]}" "${sources[@]}" | sha256sum | cut -c1-16)
-ROOTFS_TAR=$CL_CACHE/rootfs/$CL_RELEASE-$flavour-$key.tar
+# The copyright files stay: this rootfs is shipped, as an image or a box (a build root is not).
+rootfs_plan "$ROOTFS_RECIPE" "$flavour" "${all_pkgs[@]}" \
+  -- --dpkgopt='path-include=/usr/share/doc/*/copyright'
 
 pg_desc=${CL_PG_VERSIONS:+$CL_PG_VERSIONS (Debian)}
 pg_desc=${pg_desc:+$pg_desc${CL_EXTRA_MAJORS:+, }}${CL_EXTRA_MAJORS:+$CL_EXTRA_MAJORS (tarball)}
 log "building $CL_NAME ($CL_PROVIDER) from $CL_RELEASE, PostgreSQL: ${pg_desc:-none}"
 
 # ---------------------------------------------------------------- phase: rootfs
-make_rootfs() {
-  # Written under a temporary name and renamed: an interrupted run never leaves a tarball
-  # that a later run would take for a good one.
-  local tmp=$ROOTFS_TAR.partial
-  rm -f "$tmp"
-  "${fetch_net[@]}" mmdebstrap "${mm_opts[@]}" --format=tar "$CL_RELEASE" "$tmp" "${sources[@]}" </dev/null
-  printf '%s\n' "${all_pkgs[@]}" >"${ROOTFS_TAR%.tar}.packages"
-  mv -f "$tmp" "$ROOTFS_TAR"
-}
-
-# Two builds of the same release/flavour at once must not both run mmdebstrap.
-exec 9>"$ROOTFS_TAR.lock"
-flock 9
-if [ -s "$ROOTFS_TAR" ]; then
-  log "cached rootfs $ROOTFS_TAR"
-else
-  phase "mmdebstrap $CL_RELEASE ($flavour, ${#all_pkgs[@]} packages)" make_rootfs
-fi
-flock -u 9
-exec 9>&-
+ensure_rootfs rootfs "mmdebstrap $CL_RELEASE ($flavour, ${#all_pkgs[@]} packages)"
 
 ROOT=$WORK/root
 unpack_rootfs() {
@@ -322,15 +243,17 @@ phase "customize rootfs" customize_rootfs "$ROOT" "$flavour"
 # it to decide whether a rebuild is needed.
 inputs_sha() {
   {
-    printf '%s\n' "$key" "$CL_PROVIDER" "$CL_EXTRA_TARBALL_DEST"
-    sha256sum "${BASH_SOURCE[0]}" "$CL_VAGRANT_PUBKEY" | cut -d' ' -f1
+    printf '%s\n' "$ROOTFS_KEY" "$CL_PROVIDER" "$CL_EXTRA_TARBALL_DEST"
+    # lib.sh is as much the recipe as this file.
+    sha256sum "${BASH_SOURCE[0]}" "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$CL_VAGRANT_PUBKEY" \
+      | cut -d' ' -f1
     if [ -n "$CL_EXTRA_TARBALL" ]; then sha256sum "$CL_EXTRA_TARBALL" | cut -d' ' -f1; fi
   } | sha256sum | cut -c1-16
 }
 
 # ---------------------------------------------------------------- output: docker
 build_docker() {
-  local import_tag="clusterlab-import/$SAFE_NAME:$key"
+  local import_tag="clusterlab-import/$SAFE_NAME:$ROOTFS_KEY"
   import_image() {
     tar -C "$ROOT" --numeric-owner --xattrs -cf - . | docker import - "$import_tag" >/dev/null
   }
@@ -351,7 +274,7 @@ DOCKERFILE
       --label "org.clusterlab.release=$CL_RELEASE" \
       --label "org.clusterlab.pg-versions=$CL_PG_VERSIONS" \
       --label "org.clusterlab.pg-extra=$CL_EXTRA_MAJORS" \
-      --label "org.clusterlab.rootfs=$key" "$ctx"
+      --label "org.clusterlab.rootfs=$ROOTFS_KEY" "$ctx"
     # The import tag was only a stepping stone; its layer stays as the image's parent.
     docker rmi "$import_tag" >/dev/null
   }
@@ -468,7 +391,7 @@ if [ "$CL_PROVIDER" = docker ]; then build_docker; else build_libvirt; fi
 # One line per provider (the same name can exist as image and as box): replace ours, keep
 # the other's.
 DONE_FILE=$CL_CACHE/$SAFE_NAME.done
-DONE_LINE="$DONE_LINE release=$CL_RELEASE pg=${CL_PG_VERSIONS// /,} extra=${CL_EXTRA_MAJORS// /,} rootfs=$key inputs=$(inputs_sha) built=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+DONE_LINE="$DONE_LINE release=$CL_RELEASE pg=${CL_PG_VERSIONS// /,} extra=${CL_EXTRA_MAJORS// /,} rootfs=$ROOTFS_KEY inputs=$(inputs_sha) built=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 {
   if [ -f "$DONE_FILE" ]; then grep -v "^provider=$CL_PROVIDER " "$DONE_FILE" || true; fi
   printf '%s\n' "$DONE_LINE"

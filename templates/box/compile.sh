@@ -24,7 +24,12 @@
 # Output: the path of pg.tar.gz as the only line on stdout (last, once everything worked); one
 # line per phase with its elapsed seconds on stderr; the tools' output goes to a log whose tail
 # and path are shown when a phase fails.
+#
+# lib.sh, beside this file, holds what build.sh shares with it: log/die, phase, and the cached
+# rootfs tarball (its key, mmdebstrap options and sources), here the build root's.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Bump when anything that shapes a build changes (steps, pruning, depends): cached builds
 # made by an older recipe are then rebuilt instead of reused.
@@ -32,34 +37,20 @@ COMPILE_RECIPE=1
 # Bump when the build root's package list or mmdebstrap options change.
 BUILDROOT_RECIPE=1
 
-# fd 3 is the caller's stderr, also from inside a phase (whose output goes to the log).
-exec 3>&2
-log() { printf 'box: %s\n' "$*" >&3; }
-die() { log "error: $*"; exit 1; }
-
 # ---------------------------------------------------------------- environment
 CL_SOURCE=${CL_SOURCE:-}
 CL_MAJOR=${CL_MAJOR:-}
-CL_RELEASE=${CL_RELEASE:-}
-CL_CACHE=${CL_CACHE:-}
 CL_CONFIGURE_FLAGS=${CL_CONFIGURE_FLAGS:-}
-CL_MIRROR=${CL_MIRROR:-http://deb.debian.org/debian}
-CL_SECURITY_MIRROR=${CL_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
-CL_FETCH_NETNS=${CL_FETCH_NETNS:-${CLUSTERLAB_HOST_NETNS:-}}
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (mmdebstrap root mode, chroot)"
 
-case $CL_RELEASE in
-  bullseye | bookworm | trixie) ;;
-  *) die "CL_RELEASE must be bullseye, bookworm or trixie (got '${CL_RELEASE}')" ;;
-esac
+check_release
 [[ $CL_MAJOR =~ ^(9\.[4-6]|1[0-9])$ ]] || die "CL_MAJOR must be a PostgreSQL major, 9.4 ... 19 (got '${CL_MAJOR}')"
 [ -n "$CL_SOURCE" ] || die "CL_SOURCE is required (a PostgreSQL source tarball)"
 [ -f "$CL_SOURCE" ] || die "CL_SOURCE: no such file: $CL_SOURCE"
 [ -r "$CL_SOURCE" ] || die "CL_SOURCE: cannot read $CL_SOURCE"
 CL_SOURCE=$(readlink -f "$CL_SOURCE")
-[ -n "$CL_CACHE" ] || die "CL_CACHE is required (e.g. /var/lib/clusterlab/cache)"
-[[ $CL_CACHE == /* ]] || die "CL_CACHE must be an absolute path (got '${CL_CACHE}')"
+check_cache
 read -r -a flags <<<"$CL_CONFIGURE_FLAGS"
 for f in "${flags[@]}"; do
   # Words handed to configure as they are: no shell syntax can get through.
@@ -68,12 +59,7 @@ for f in "${flags[@]}"; do
   [[ $f != --prefix* ]] || die "CL_CONFIGURE_FLAGS: --prefix is fixed to /usr/lib/postgresql/$CL_MAJOR"
 done
 
-fetch_net=()
-if [ -n "$CL_FETCH_NETNS" ]; then
-  [ -e "$CL_FETCH_NETNS" ] || die "CL_FETCH_NETNS: no such namespace file: $CL_FETCH_NETNS"
-  fetch_net=(nsenter "--net=$CL_FETCH_NETNS")
-fi
-need() { command -v "$1" >/dev/null || die "missing tool '$1' (lab/install-deps.sh installs it)"; }
+check_fetch_netns
 need tar; need chroot; need flock; need sha256sum; need gzip
 
 # major_of VERSION: 9.4.26 -> 9.4, 11.22 -> 11, 17beta1 -> 17 (the numbering changed in 10).
@@ -102,7 +88,7 @@ key=$(printf '%s\n' "recipe=$COMPILE_RECIPE" "release=$CL_RELEASE" "source=$SOUR
 PGBUILD=$CL_CACHE/pgbuild
 RESULT=$PGBUILD/$CL_RELEASE-$key
 LOG=$PGBUILD/logs/$CL_RELEASE-$key.log
-mkdir -p "$PGBUILD/logs" "$CL_CACHE/rootfs"
+mkdir -p "$PGBUILD/logs"
 
 # One source build at a time: a second build of the same source waits and then finds the
 # first one's result instead of compiling it again (and two compiles on a small machine
@@ -127,58 +113,13 @@ fi
 rm -rf "$RESULT"
 
 T_START=$EPOCHREALTIME
-WORK=$(mktemp -d "$CL_CACHE/compile.XXXXXX")
 # Nothing is mounted into the build root (configure, make and ldd work without /proc or
 # /sys in the chroot; the /dev nodes come from mmdebstrap's tarball), so removing the work
 # dir is all the cleaning there is, and never reaches into this host's /proc or /dev.
-cleanup() { rm -rf "$WORK"; }
-trap cleanup EXIT
-# An interrupt (Ctrl-C, or clusterlab passing on SIGTERM as SIGINT) must stop the running
-# step at once, compilers in the chroot included, before the work dir is removed: bash alone
-# would wait for the step to finish, and a later SIGKILL would leave the step running and
-# the work dir (a GB) behind. Each step runs in its own process group (see phase), which
-# this stops as a whole.
-PHASE_PGID=
-on_signal() {
-  trap - INT TERM
-  if [ -n "$PHASE_PGID" ]; then
-    kill -TERM -- "-$PHASE_PGID" 2>/dev/null || true
-    wait "$PHASE_PGID" 2>/dev/null || true
-  fi
-  log "interrupted ($1): nothing was added to the cache"
-  exit "$2"
-}
-trap 'on_signal SIGINT 130' INT
-trap 'on_signal SIGTERM 143' TERM
-
-# phase NAME CMD...: as in build.sh: the step's output goes to the log, its time to stderr,
-# and `set -e` is switched on again inside (a function called from an `if` would run with
-# errexit silently off). The step runs as a background job with job control on just for its
-# start, which gives it a process group of its own for on_signal, and `wait` returns as soon
-# as a signal arrives, where a foreground step would first have to finish.
-phase() {
-  local name=$1 t0=$EPOCHREALTIME rc
-  shift
-  log "$name ..."
-  printf '\n=== %s\n' "$name" >>"$LOG"
-  set +e
-  set -m
-  (set -e; "$@") </dev/null >>"$LOG" 2>&1 &
-  PHASE_PGID=$!
-  set +m
-  wait "$PHASE_PGID"
-  rc=$?
-  PHASE_PGID=
-  set -e
-  if [ "$rc" -ne 0 ]; then
-    log "$name FAILED (exit $rc); last lines of $LOG:"
-    tail -n 40 "$LOG" >&2
-    log "full log: $LOG"
-    exit "$rc"
-  fi
-  log "$name done in $(elapsed "$t0")s"
-}
-elapsed() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
+work_dir compile
+# A failed build's log is kept in pgbuild/logs, for its whole story.
+LOG_KEPT=1
+interruptible_phases "nothing was added to the cache"
 
 # ---------------------------------------------------------------- the source
 # Checked before anything is downloaded: a wrong file must fail in a second, not after the
@@ -225,48 +166,8 @@ fi
 # copies without the pre-generated parser and scanner sources exist (shared/sources), readline
 # and zlib headers for psql's line editing and compressed dumps.
 build_pkgs=(build-essential bison flex perl libreadline-dev zlib1g-dev pkg-config)
-include=$(IFS=,; printf '%s' "${build_pkgs[*]}")
-mm_opts=(
-  --variant=minbase
-  "--include=$include"
-  --aptopt='Acquire::Retries "3"'
-  --dpkgopt='path-exclude=/usr/share/man/*'
-  --dpkgopt='path-exclude=/usr/share/info/*'
-  --dpkgopt='path-exclude=/usr/share/locale/*'
-  --dpkgopt='path-exclude=/usr/share/doc/*'
-)
-sources=(
-  "deb $CL_MIRROR $CL_RELEASE main"
-  "deb $CL_MIRROR $CL_RELEASE-updates main"
-  "deb $CL_SECURITY_MIRROR $CL_RELEASE-security main"
-)
-root_key=$(printf '%s\n' "recipe=$BUILDROOT_RECIPE" "release=$CL_RELEASE" "flavour=build" \
-  "${build_pkgs[@]}" "${mm_opts[@]}" "${sources[@]}" | sha256sum | cut -c1-16)
-ROOTFS_TAR=$CL_CACHE/rootfs/$CL_RELEASE-build-$root_key.tar
-
-make_rootfs() {
-  # Written under a temporary name and renamed, as in build.sh.
-  local tmp=$ROOTFS_TAR.partial
-  rm -f "$tmp"
-  # Without the lock fds: mmdebstrap has apt run `cat >&N` with N a descriptor it opened,
-  # and with fds 8 and 9 also open N came out as 11, which dash (apt's /bin/sh) rejects:
-  # it reads a single digit there ("Syntax error: Bad fd number").
-  "${fetch_net[@]}" mmdebstrap "${mm_opts[@]}" --format=tar "$CL_RELEASE" "$tmp" "${sources[@]}" \
-    </dev/null 8>&- 9>&-
-  printf '%s\n' "${build_pkgs[@]}" >"${ROOTFS_TAR%.tar}.packages"
-  mv -f "$tmp" "$ROOTFS_TAR"
-}
-# Shared with build.sh's convention: one mmdebstrap per tarball at a time.
-exec 9>"$ROOTFS_TAR.lock"
-flock 9
-if [ -s "$ROOTFS_TAR" ]; then
-  log "cached build root $ROOTFS_TAR"
-else
-  need mmdebstrap
-  phase "mmdebstrap build root $CL_RELEASE (${#build_pkgs[@]} packages)" make_rootfs
-fi
-flock -u 9
-exec 9>&-
+rootfs_plan "$BUILDROOT_RECIPE" build "${build_pkgs[@]}"
+ensure_rootfs "build root" "mmdebstrap build root $CL_RELEASE (${#build_pkgs[@]} packages)"
 
 ROOT=$WORK/root
 unpack_root() {
