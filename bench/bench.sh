@@ -106,6 +106,7 @@ for w in $what; do
       "$CL" -q fault "$spec" pg1 kill
       row "promote pg2 (repoint pg3, fence pg1, verify)" "$(secs "$CL" -q promote "$spec" pg2)" ""
       row "rejoin pg1 (pg_rewind, verify)" "$(secs "$CL" -q rejoin "$spec" pg1)" ""
+      row "switchover back to pg1 (clean stop, catch-up, verify)" "$(secs "$CL" -q switchover "$spec" pg1)" ""
       row "reset after the drill (data), with verify" "$(secs "$CL" -q reset "$spec")" ""
       "$CL" -q destroy "$spec" ;;
     matrix)

@@ -90,6 +90,8 @@ pub enum Command {
         #[arg(long)]
         keep_old_leader: bool,
     },
+    /// Planned switchover: the leader stops cleanly, NODE catches up and leads, the old leader follows it.
+    Switchover { spec: PathBuf, node: String },
     /// Bring a former leader back as a follower of the current leader (pg_rewind, or a fresh base backup).
     Rejoin { spec: PathBuf, node: String },
     /// Break a node: kill -9 its postmaster, stop it, freeze its machine, or heal it. `reset` undoes all.
@@ -253,6 +255,10 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Promote { spec, node, keep_old_leader } => {
             load(&spec, wd)?.promote(&ctx, &node, keep_old_leader)?;
+            Ok(0)
+        }
+        Command::Switchover { spec, node } => {
+            load(&spec, wd)?.switchover(&ctx, &node)?;
             Ok(0)
         }
         Command::Rejoin { spec, node } => {

@@ -353,6 +353,9 @@ impl StatusReport {
                 if let Some(live) = &s.live {
                     out += &format!("live topology: {} (`clusterlab reset SPEC` brings back the spec's)\n", crate::drills::describe(live));
                 }
+                if !s.partitioned.is_empty() {
+                    out += &format!("cut off from the other nodes: {} (`clusterlab fault SPEC NODE heal`)\n", s.partitioned.join(", "));
+                }
                 if !s.frozen.is_empty() {
                     out += &format!("frozen: {} (`clusterlab fault SPEC NODE heal`)\n", s.frozen.join(", "));
                 }

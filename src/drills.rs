@@ -37,6 +37,51 @@ impl Live {
     }
 }
 
+/// A drill as a matrix step writes it: `promote pg2`, `fault pg1 kill`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Drill {
+    Promote(String),
+    Switchover(String),
+    Rejoin(String),
+    Fault(String, Fault),
+}
+
+impl Drill {
+    pub fn parse(text: &str) -> std::result::Result<Drill, String> {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let node = |w: Option<&&str>| w.map(|s| s.to_string()).ok_or_else(|| format!("`{text}` names no node"));
+        match words.first().copied() {
+            Some("promote") if words.len() == 2 => Ok(Drill::Promote(node(words.get(1))?)),
+            Some("switchover") if words.len() == 2 => Ok(Drill::Switchover(node(words.get(1))?)),
+            Some("rejoin") if words.len() == 2 => Ok(Drill::Rejoin(node(words.get(1))?)),
+            Some("fault") if words.len() == 3 => {
+                let f = <Fault as clap::ValueEnum>::from_str(words[2], false).map_err(|_| format!("`{}` is not a fault (kill, stop, pause, partition, heal)", words[2]))?;
+                Ok(Drill::Fault(node(words.get(1))?, f))
+            }
+            _ => Err(format!("`{text}` is not a drill")),
+        }
+    }
+
+    pub fn run(&self, ctx: &Ctx, c: &Cluster) -> Result<()> {
+        match self {
+            Drill::Promote(n) => c.promote(ctx, n, false),
+            Drill::Switchover(n) => c.switchover(ctx, n),
+            Drill::Rejoin(n) => c.rejoin(ctx, n),
+            Drill::Fault(n, f) => c.fault(ctx, n, *f),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handover {
+    /// The leader is gone or must go: fence it.
+    Failover,
+    /// `promote --keep-old-leader`: the old leader runs on, outside the topology.
+    Split,
+    /// Planned: the old leader stops cleanly and follows the new one.
+    Switchover,
+}
+
 /// What `fault` can do to a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Fault {
@@ -46,7 +91,9 @@ pub enum Fault {
     Stop,
     /// Freeze the whole machine: `docker pause`, `virsh suspend`.
     Pause,
-    /// Undo pause and stop (a killed server is started again too).
+    /// Cut the node off from the other nodes, both ways (the host still reaches it).
+    Partition,
+    /// Undo pause, partition and stop (a killed server is started again too).
     Heal,
 }
 
@@ -108,18 +155,34 @@ impl Cluster {
     /// and fenced unless `keep_old_leader` (then it runs on, outside the
     /// topology: a split brain to study).
     pub fn promote(&self, ctx: &Ctx, node: &str, keep_old_leader: bool) -> Result<()> {
+        self.hand_over(ctx, node, if keep_old_leader { Handover::Split } else { Handover::Failover })
+    }
+
+    /// Planned switchover: the leader stops cleanly, NODE replays all of its
+    /// WAL, NODE is promoted, and the old leader follows NODE. No committed
+    /// row can be lost: at a clean shutdown a walsender exits only once its
+    /// standby has flushed everything (9.4.26's walsender.c, WalSndDone).
+    pub fn switchover(&self, ctx: &Ctx, node: &str) -> Result<()> {
+        self.hand_over(ctx, node, Handover::Switchover)
+    }
+
+    fn hand_over(&self, ctx: &Ctx, node: &str, how: Handover) -> Result<()> {
         let start = Instant::now();
+        let op = if how == Handover::Switchover { "switchover" } else { "promote" };
         self.node_or_err(node)?;
-        let _lock = Lock::acquire(&self.workdir, &self.plan.name, "promote")?;
-        let mut st = self.running_state("promote")?;
+        let _lock = Lock::acquire(&self.workdir, &self.plan.name, op)?;
+        let mut st = self.running_state(op)?;
         let live = st.live.clone().unwrap_or_else(|| Live::of(&self.plan));
         if live.leader == node {
-            return Err(Error::usage(format!("{node} is the leader already"), "promote one of its followers"));
+            return Err(Error::usage(format!("{node} is the leader already"), format!("{op} one of its followers")));
         }
         if live.detached.iter().any(|d| d == node) {
             return Err(Error::usage(format!("{node} is outside the topology since an earlier promote"), format!("`clusterlab rejoin SPEC {node}` first")));
         }
         let old = live.leader.clone();
+        if how == Handover::Switchover && live.upstreams.get(node) != Some(&old) {
+            return Err(Error::usage(format!("{node} does not stream from the leader {old} (it follows {})", live.upstreams[node]), "switch over to a direct follower of the leader"));
+        }
         let mut next = live.clone();
         next.leader = node.to_string();
         next.upstreams.remove(node);
@@ -128,20 +191,33 @@ impl Cluster {
                 *up = node.to_string();
             }
         }
-        next.detached.push(old.clone());
+        if how == Handover::Switchover {
+            next.upstreams.insert(old.clone(), node.to_string());
+        } else {
+            next.detached.push(old.clone());
+        }
         let new_plan = self.live_plan(&next)?;
         let vagrant = self.vagrant(ctx);
         let p = self.provider(ctx, &vagrant);
         let machine = |n: &str| self.plan.node(n).expect("nodes of the spec");
         self.recorded(&mut st, |st| {
-            st.enter(&self.workdir, "promote", "promoting", Some(node))?;
-            if !keep_old_leader {
-                ctx.progress(start, &format!("fencing the old leader {old}"));
-                if let Err(e) = node_ctl(p.as_ref(), machine(&old), "fence") {
-                    // A frozen or unreachable leader cannot be fenced now; it
-                    // stays outside the topology and `rejoin` fences it first.
-                    tracing::warn!("could not fence {old} ({e}); it stays outside the topology");
+            st.enter(&self.workdir, op, "promoting", Some(node))?;
+            match how {
+                Handover::Failover => {
+                    ctx.progress(start, &format!("fencing the old leader {old}"));
+                    if let Err(e) = node_ctl(p.as_ref(), machine(&old), "fence") {
+                        // A frozen or unreachable leader cannot be fenced now; it
+                        // stays outside the topology and `rejoin` fences it first.
+                        tracing::warn!("could not fence {old} ({e}); it stays outside the topology");
+                    }
                 }
+                Handover::Switchover => {
+                    ctx.progress(start, &format!("stopping the leader {old} cleanly"));
+                    node_ctl(p.as_ref(), machine(&old), "stop")?;
+                    ctx.progress(start, &format!("waiting until {node} has replayed all of {old}'s WAL"));
+                    self.wait_replayed(machine(node))?;
+                }
+                Handover::Split => {}
             }
             ctx.progress(start, &format!("promoting {node}"));
             node_ctl(p.as_ref(), machine(node), "promote")?;
@@ -149,18 +225,46 @@ impl Cluster {
             for slot in &leader.downstream_slots {
                 p.exec(machine(node), &["clusterlab-pg", "slot", slot])?;
             }
-            let moved: Vec<_> = new_plan.nodes.iter().filter(|n| n.upstream.as_deref() == Some(node) && live.upstreams.get(&n.name).map(String::as_str) == Some(old.as_str())).collect();
+            let moved: Vec<_> = new_plan
+                .nodes
+                .iter()
+                .filter(|n| n.upstream.as_deref() == Some(node) && (n.name == old || live.upstreams.get(&n.name) == Some(&old)))
+                .collect();
             for f in &moved {
                 ctx.progress(start, &format!("{} follows {node}", f.name));
             }
             crate::runner::parallel(&moved, |f| follow(p.as_ref(), machine(&f.name), f))?;
             st.live = Some(next.clone());
-            st.enter(&self.workdir, "promote", "ready", None)?;
+            st.enter(&self.workdir, op, "ready", None)?;
             Ok(())
         })?;
         self.verify_and_print(ctx, Duration::from_secs(60), false)?;
-        ctx.progress(start, &format!("{node} leads; {old} is {}", if keep_old_leader { "still running, outside the topology" } else { "fenced" }));
+        let old_is = match how {
+            Handover::Failover => "fenced",
+            Handover::Split => "still running, outside the topology",
+            Handover::Switchover => "its follower",
+        };
+        ctx.progress(start, &format!("{node} leads; {old} is {old_is}"));
         Ok(())
+    }
+
+    /// Polls a standby until it has replayed everything it received (its
+    /// upstream is stopped, so nothing more arrives).
+    fn wait_replayed(&self, n: &crate::plan::Node) -> Result<()> {
+        let f = &self.plan.facts;
+        let sql = format!("SELECT {}() IS NOT NULL AND {}() = {}()", f.receive_lsn_fn, f.receive_lsn_fn, f.replay_lsn_fn);
+        let mut client = crate::verify::connect(n, &self.workdir.lab_password()?, &self.plan, Duration::from_secs(5))?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let done: bool = client.query_one(sql.as_str(), &[]).map_err(|e| Error::Verify(format!("{}: {e}", n.name)))?.get(0);
+            if done {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(Error::Verify(format!("{} did not replay all of the old leader's WAL within 60 s; the old leader is stopped: `clusterlab status SPEC`", n.name)));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Brings a node outside the topology (a former leader) back as a
@@ -246,10 +350,20 @@ impl Cluster {
                         st.frozen.push(node.to_string());
                     }
                 }
+                Fault::Partition => {
+                    if !st.partitioned.iter().any(|x| x == node) {
+                        self.cut(p.as_ref(), n, true)?;
+                        st.partitioned.push(node.to_string());
+                    }
+                }
                 Fault::Heal => {
                     if frozen {
                         p.freeze(n, false)?;
                         st.frozen.retain(|f| f != node);
+                    }
+                    if st.partitioned.iter().any(|x| x == node) {
+                        self.cut(p.as_ref(), n, false)?;
+                        st.partitioned.retain(|x| x != node);
                     }
                     node_ctl(p.as_ref(), n, "start")?;
                 }
@@ -258,12 +372,29 @@ impl Cluster {
         })
     }
 
-    /// Before a reset: thaw what `fault pause` froze (a frozen container
-    /// cannot even be asked to stop).
+    /// Blackhole routes on the node to every other node, and on every other
+    /// node to it: cut both ways, whichever side opens a connection.
+    fn cut(&self, p: &dyn crate::providers::Provider, n: &crate::plan::Node, cut: bool) -> Result<()> {
+        let others: Vec<&crate::plan::Node> = self.plan.nodes.iter().filter(|m| m.name != n.name).collect();
+        let addresses: Vec<&str> = others.iter().map(|m| m.address.as_str()).collect();
+        p.partition(n, &addresses, cut)?;
+        for m in others {
+            p.partition(m, &[n.address.as_str()], cut)?;
+        }
+        Ok(())
+    }
+
+    /// Before a reset: undo what `fault pause` and `fault partition` did (a
+    /// frozen container cannot even be asked to stop).
     pub(crate) fn thaw_all(&self, p: &dyn crate::providers::Provider, st: &mut State) -> Result<()> {
         for name in std::mem::take(&mut st.frozen) {
             if let Some(n) = self.plan.node(&name) {
                 p.freeze(n, false)?;
+            }
+        }
+        for name in std::mem::take(&mut st.partitioned) {
+            if let Some(n) = self.plan.node(&name) {
+                self.cut(p, n, false)?;
             }
         }
         Ok(())
@@ -340,6 +471,16 @@ mod tests {
         let mut slots = p.leader().downstream_slots.clone();
         slots.sort();
         assert_eq!(slots, ["lag", "pg1"]);
+    }
+
+    #[test]
+    fn drill_steps_parse_as_the_command_line_writes_them() {
+        assert_eq!(Drill::parse("promote pg2"), Ok(Drill::Promote("pg2".into())));
+        assert_eq!(Drill::parse(" fault  pg1 kill "), Ok(Drill::Fault("pg1".into(), Fault::Kill)));
+        assert_eq!(Drill::parse("switchover pg1"), Ok(Drill::Switchover("pg1".into())));
+        assert!(Drill::parse("fault pg1 explode").unwrap_err().contains("not a fault"));
+        assert!(Drill::parse("promote").is_err());
+        assert!(Drill::parse("dance pg1").unwrap_err().contains("not a drill"));
     }
 
     #[test]

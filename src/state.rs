@@ -28,6 +28,9 @@ pub struct State {
     /// The topology a drill left (promote, rejoin); None: the spec's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub live: Option<crate::drills::Live>,
+    /// Nodes that `fault partition` cut off from the others.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partitioned: Vec<String>,
     /// Nodes that `fault pause` froze.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub frozen: Vec<String>,

@@ -86,6 +86,10 @@ pub struct Step {
     /// SQL text, sent as the lab user to the lab database.
     #[serde(default)]
     pub sql: Option<String>,
+    /// A drill, as on the command line without the spec: `promote pg2`,
+    /// `switchover pg1`, `rejoin pg1`, `fault pg1 kill|stop|pause|partition|heal`.
+    #[serde(default)]
+    pub drill: Option<String>,
     /// SQL file relative to the matrix file; read at load time into `sql`.
     #[serde(default, skip_serializing)]
     pub sql_file: Option<PathBuf>,
@@ -144,9 +148,14 @@ impl MatrixFile {
 fn check_steps(steps: &mut [Step], field: &str, src: &Source, dir: &Path) -> Result<(), SpecError> {
     for (i, s) in steps.iter_mut().enumerate() {
         let at = format!("{field}[{i}]");
-        let actions = [s.run.is_some(), s.sql.is_some(), s.sql_file.is_some()].iter().filter(|b| **b).count();
+        let actions = [s.run.is_some(), s.sql.is_some(), s.sql_file.is_some(), s.drill.is_some()].iter().filter(|b| **b).count();
         if actions != 1 {
-            return Err(src.error(&at, format!("step `{}` needs exactly one of `run`, `sql` and `sql_file`", s.name), "e.g. `run: \"pg_isready\"` or `sql: \"SELECT 1\"`"));
+            return Err(src.error(&at, format!("step `{}` needs exactly one of `run`, `sql`, `sql_file` and `drill`", s.name), "e.g. `run: \"pg_isready\"`, `sql: \"SELECT 1\"` or `drill: \"promote pg2\"`"));
+        }
+        if let Some(d) = &s.drill {
+            if let Err(why) = crate::drills::Drill::parse(d) {
+                return Err(src.error(&format!("{at}.drill"), why, "e.g. `promote pg2`, `switchover pg1`, `rejoin pg1`, `fault pg1 kill`"));
+            }
         }
         if s.timeout == 0 {
             return Err(src.error(&format!("{at}.timeout"), "a timeout of 0 seconds ends the step at once", "give seconds, e.g. 300"));

@@ -18,7 +18,13 @@ fn step_output(out: &crate::runner::Output) -> String {
 
 /// Runs one step; its output on success, the failure with the output otherwise.
 pub(super) fn run_step(ctx: &Ctx, cluster: &Cluster, step: &Step, phase: &str) -> Result<String, Failure> {
-    let node = step.node.clone().unwrap_or_else(|| cluster.plan.leader().name.clone());
+    if let Some(d) = &step.drill {
+        let drill = crate::drills::Drill::parse(d).expect("drill steps were checked at load");
+        return drill.run(ctx, cluster).map(|_| String::new()).map_err(|e| Failure::from_error(phase, &e));
+    }
+    // After a drill step the leader is the live one.
+    let leader = cluster.current_plan().map(|p| p.leader().name.clone()).unwrap_or_else(|_| cluster.plan.leader().name.clone());
+    let node = step.node.clone().unwrap_or(leader);
     if let Some(cmd) = &step.run {
         let secs = step.timeout.to_string();
         let out = cluster.exec_on(ctx, &node, &["timeout", &secs, "bash", "-c", cmd]).map_err(|e| Failure::from_error(phase, &e))?;

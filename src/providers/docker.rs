@@ -49,6 +49,23 @@ impl Provider for Docker<'_> {
         check(self.0.runner, &self.docker(&[verb, &node.machine]), &Mode::Capture, &format!("docker could not {verb} the container")).map(drop)
     }
 
+    /// A container may not change its own routes (no CAP_NET_ADMIN), so the
+    /// routes are set from the host, inside the container's network namespace.
+    fn partition(&self, node: &Node, peers: &[&str], cut: bool) -> Result<()> {
+        let pid = check(self.0.runner, &self.docker(&["inspect", "-f", "{{.State.Pid}}", &node.machine]), &Mode::Capture, "is the container running?")?;
+        let pid = pid.stdout.trim().to_string();
+        for peer in peers {
+            let route = if cut { "replace" } else { "del" };
+            let target = format!("{peer}/32");
+            let cmd = Cmd::new("nsenter", ["-t", pid.as_str(), "-n", "ip", "route", route, "blackhole", target.as_str()]);
+            let out = self.0.runner.run(&cmd, &Mode::Capture)?;
+            if cut && !out.ok() {
+                return Err(Error::usage(format!("could not cut {} off from {peer}: {}", node.name, out.stderr.trim()), "run clusterlab as root (nsenter)"));
+            }
+        }
+        Ok(())
+    }
+
     fn remove_leftovers(&self) -> Result<Vec<String>> {
         let mut removed = Vec::new();
         for n in &self.0.plan.nodes {

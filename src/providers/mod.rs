@@ -42,6 +42,19 @@ pub trait Provider: Sync {
     fn machine_state(&self, node: &Node) -> Result<String>;
     /// Freezes a whole machine (processes, network and clock stop) or thaws it.
     fn freeze(&self, node: &Node, frozen: bool) -> Result<()>;
+    /// Cuts a node off from the given addresses (both ways need a call on
+    /// each side), or restores the routes. The host keeps reaching the node.
+    fn partition(&self, node: &Node, peers: &[&str], cut: bool) -> Result<()> {
+        for peer in peers {
+            let route = if cut { "replace" } else { "del" };
+            let out = self.exec(node, &["ip", "route", route, "blackhole", &format!("{peer}/32")]);
+            // Healing a route that is already gone is fine.
+            if cut {
+                out?;
+            }
+        }
+        Ok(())
+    }
     /// Removes machines, volumes, snapshots and networks that vagrant no
     /// longer knows about (an interrupted `up` can leave them).
     fn remove_leftovers(&self) -> Result<Vec<String>>;

@@ -2,7 +2,8 @@
 # The drills on real machines, for one spec: crash the leader, promote a
 # follower and prove that every acknowledged row is on it, write on the new
 # leader, rejoin the old leader (pg_rewind or a fresh base backup) and prove it
-# has every row, freeze a follower (verify must fail) and heal it, then reset:
+# has every row, switch over back to it (no committed row lost), freeze a
+# follower and cut one off (verify must fail each time) and heal them, then reset:
 # the spec's topology is back and the drill's rows are gone. Runs on the
 # test's own copy of SPEC (see lib.sh).
 #
@@ -65,13 +66,30 @@ say "rejoin took $((SECONDS - start)) s"
 [ "$(rows "$leader")" = "$(expect 1 1500)" ] || fail "the rejoined $leader does not have every row: $(rows "$leader")"
 say "the rejoined $leader has all 1500 rows"
 
+# A planned switchover back to the spec's leader loses no committed row.
+write "$f1" 1501 2000
+start=$SECONDS
+"$CL" switchover "$spec" "$leader"
+say "switchover took $((SECONDS - start)) s"
+for n in "$leader" "$f1" "$f2"; do
+  [ "$(rows "$n")" = "$(expect 1 2000)" ] || fail "$n does not have every committed row after the switchover: $(rows "$n")"
+done
+say "after the switchover to $leader every node has all 2000 rows"
+
 "$CL" fault "$spec" "$f2" pause
 must_fail_verify "$f2 was frozen"
 "$CL" fault "$spec" "$f2" heal
 "$CL" -q verify "$spec"
 
+"$CL" fault "$spec" "$f2" partition
+must_fail_verify "$f2 was cut off from the other nodes"
+# The host still reaches it: the drill can look at the node while it is cut off.
+[ "$(sql --node "$f2" "SELECT pg_is_in_recovery()")" = t ] || fail "the host cannot reach the partitioned $f2"
+"$CL" fault "$spec" "$f2" heal
+"$CL" -q verify "$spec"
+
 # Bad input leaves the cluster as it was.
-if "$CL" promote "$spec" "$f1" 2>/tmp/drills-err.$$; then fail "promoting the leader was accepted"; fi
+if "$CL" promote "$spec" "$leader" 2>/tmp/drills-err.$$; then fail "promoting the leader was accepted"; fi
 grep -q "already" /tmp/drills-err.$$ || fail "promoting the leader: unclear error: $(cat /tmp/drills-err.$$)"
 if "$CL" promote "$spec" nosuchnode 2>/tmp/drills-err.$$; then fail "promoting a missing node was accepted"; fi
 if "$CL" rejoin "$spec" "$f2" 2>/tmp/drills-err.$$; then fail "rejoining a follower was accepted"; fi
