@@ -63,8 +63,25 @@ impl Provider for Libvirt<'_> {
         Ok(())
     }
 
+    /// Loads the internal snapshot inside the running qemu (HMP `loadvm`):
+    /// the same process and tap device, so the guest answers at once
+    /// (measured 0.6 s for three domains, against 2.3-3.5 s for
+    /// `snapshot-revert --running`, which starts a new qemu, plus about 3 s
+    /// before the new tap passes traffic). libvirt named the qcow2 internal
+    /// snapshot after ours when it took it. Where that fails (a stopped
+    /// domain, an external snapshot), libvirt's own revert.
     fn restore_snapshots(&self) -> Result<()> {
         parallel(&self.0.plan.nodes, |n| {
+            let running = self.machine_state(n).map(|s| s == "running").unwrap_or(false);
+            if running {
+                let loadvm = format!("loadvm {SNAPSHOT}");
+                let out = self.0.runner.run(&self.virsh(&["qemu-monitor-command", &n.machine, "--hmp", &loadvm]), &Mode::Capture)?;
+                // HMP reports errors as text with exit 0; success prints nothing.
+                if out.ok() && out.stdout.trim().is_empty() {
+                    return Ok(out);
+                }
+                tracing::debug!(node = %n.name, out = %out.stdout.trim(), "loadvm did not work; reverting through libvirt");
+            }
             let cmd = self.virsh(&["snapshot-revert", &n.machine, SNAPSHOT, "--running"]);
             check(self.0.runner, &cmd, &Mode::Capture, "is there a known state? `clusterlab status SPEC`; `clusterlab up SPEC` takes one")
         })?;
