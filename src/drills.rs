@@ -146,7 +146,8 @@ impl Cluster {
     }
 
     fn running_state(&self, op: &str) -> Result<State> {
-        let st = State::load(&self.workdir).filter(|s| s.baseline.is_some() || s.live.is_some());
+        // Up and ready (a matrix cell keeps no known state), or changed by a drill since.
+        let st = State::load(&self.workdir).filter(|s| s.phase == "ready" || s.baseline.is_some() || s.live.is_some());
         st.ok_or_else(|| Error::usage(format!("cluster {} is not up, nothing to {op}", self.plan.name), "`clusterlab up SPEC` first; `clusterlab status SPEC` says where it is"))
     }
 

@@ -12,6 +12,15 @@ pub struct Vagrant<'a> {
     pub quiet: bool,
 }
 
+/// Vagrant's docker provider lists every docker network, then inspects each
+/// to find one for a private network's subnet; a cluster being destroyed at
+/// that moment removes its network in between and the other cluster's `up`
+/// fails ("network vagrant_network_10.52.3.0/24 not found": two of ten
+/// matrix cells with --jobs 2 in one run). Within one clusterlab (the
+/// matrix's workers) bring-up and teardown take turns; provisioning, the
+/// long part, still runs in parallel.
+static NETWORKS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 impl Vagrant<'_> {
     pub fn cmd<S: Into<String>>(&self, args: impl IntoIterator<Item = S>) -> Cmd {
         Cmd::new("vagrant", args).dir(&self.dir)
@@ -25,6 +34,8 @@ impl Vagrant<'_> {
 
     /// Starts every machine (in parallel where the provider can) without provisioning.
     pub fn up_no_provision(&self, provider: &str) -> Result<()> {
+        // (VMs boot for minutes and their networks are libvirt's: no turn-taking there.)
+        let _networks = (provider == "docker").then(|| NETWORKS.lock().unwrap_or_else(|e| e.into_inner()));
         self.run(self.cmd(["up", "--no-provision", "--provider", provider]), "up").map(drop)
     }
 
@@ -33,6 +44,7 @@ impl Vagrant<'_> {
     }
 
     pub fn destroy(&self) -> Result<()> {
+        let _networks = NETWORKS.lock().unwrap_or_else(|e| e.into_inner());
         self.run(self.cmd(["destroy", "--force"]), "destroy").map(drop)
     }
 
