@@ -263,15 +263,17 @@ impl Cluster {
         } else {
             Vec::new()
         };
+        // Roles as they are now: after a drill, the live topology's.
+        let live = self.current_plan().unwrap_or_else(|_| self.plan.clone());
         let nodes = self
             .plan
             .nodes
             .iter()
             .map(|n| NodeStatus {
                 node: n.name.clone(),
-                role: n.role.into(),
+                role: live.node(&n.name).map_or("outside", |l| l.role).into(),
                 address: n.address.clone(),
-                upstream: n.upstream.clone(),
+                upstream: live.node(&n.name).and_then(|l| l.upstream.clone()),
                 machine: n.machine.clone(),
                 state: machines.iter().find(|(m, _)| m == &n.name).map(|(_, s)| s.clone()).unwrap_or_else(|| "not created".into()),
             })
