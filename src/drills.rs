@@ -145,6 +145,16 @@ impl Cluster {
         Ok(())
     }
 
+    /// What every drill does first: a node of the spec, the cluster's lock,
+    /// a cluster that is up, and the topology it has now.
+    fn begin(&self, op: &str, verb: &str, node: &str) -> Result<(Lock, State, Live)> {
+        self.node_or_err(node)?;
+        let lock = Lock::acquire(&self.workdir, &self.plan.name, op)?;
+        let st = self.running_state(verb)?;
+        let live = st.live.clone().unwrap_or_else(|| Live::of(&self.plan));
+        Ok((lock, st, live))
+    }
+
     fn running_state(&self, op: &str) -> Result<State> {
         // Up and ready (a matrix cell keeps no known state), or changed by a drill since.
         let st = State::load(&self.workdir).filter(|s| s.phase == "ready" || s.baseline.is_some() || s.live.is_some());
@@ -170,10 +180,7 @@ impl Cluster {
     fn hand_over(&self, ctx: &Ctx, node: &str, how: Handover) -> Result<()> {
         let start = Instant::now();
         let op = if how == Handover::Switchover { "switchover" } else { "promote" };
-        self.node_or_err(node)?;
-        let _lock = Lock::acquire(&self.workdir, &self.plan.name, op)?;
-        let mut st = self.running_state(op)?;
-        let live = st.live.clone().unwrap_or_else(|| Live::of(&self.plan));
+        let (_lock, mut st, live) = self.begin(op, op, node)?;
         if live.leader == node {
             return Err(Error::usage(format!("{node} is the leader already"), format!("{op} one of its followers")));
         }
@@ -273,10 +280,7 @@ impl Cluster {
     /// major's (9.5+), else a fresh base backup. Says which it did.
     pub fn rejoin(&self, ctx: &Ctx, node: &str) -> Result<()> {
         let start = Instant::now();
-        self.node_or_err(node)?;
-        let _lock = Lock::acquire(&self.workdir, &self.plan.name, "rejoin")?;
-        let mut st = self.running_state("rejoin")?;
-        let live = st.live.clone().unwrap_or_else(|| Live::of(&self.plan));
+        let (_lock, mut st, live) = self.begin("rejoin", "rejoin", node)?;
         if !live.detached.iter().any(|d| d == node) {
             let role = if live.leader == node { "the leader".to_string() } else { format!("already following {}", live.upstreams[node]) };
             return Err(Error::usage(format!("{node} is {role}"), "rejoin brings back a node that a promote left outside the topology"));
@@ -334,9 +338,7 @@ impl Cluster {
 
     /// A fault on one node. `reset` undoes every fault.
     pub fn fault(&self, ctx: &Ctx, node: &str, fault: Fault) -> Result<()> {
-        self.node_or_err(node)?;
-        let _lock = Lock::acquire(&self.workdir, &self.plan.name, "fault")?;
-        let mut st = self.running_state("break")?;
+        let (_lock, mut st, _) = self.begin("fault", "break", node)?;
         let vagrant = self.vagrant(ctx);
         let p = self.provider(ctx, &vagrant);
         let n = self.plan.node(node).expect("checked above");

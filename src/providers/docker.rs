@@ -1,6 +1,6 @@
 //! Vagrant's docker provider: containers, reached with `docker exec`.
 
-use super::{state_of, Env, Provider};
+use super::{blackholes, state_of, Env, Provider};
 use crate::error::{Error, Result};
 use crate::plan::Node;
 use crate::runner::{check, Cmd, Mode};
@@ -54,16 +54,10 @@ impl Provider for Docker<'_> {
     fn partition(&self, node: &Node, peers: &[&str], cut: bool) -> Result<()> {
         let pid = check(self.0.runner, &self.docker(&["inspect", "-f", "{{.State.Pid}}", &node.machine]), &Mode::Capture, "is the container running?")?;
         let pid = pid.stdout.trim().to_string();
-        for peer in peers {
-            let route = if cut { "replace" } else { "del" };
-            let target = format!("{peer}/32");
-            let cmd = Cmd::new("nsenter", ["-t", pid.as_str(), "-n", "ip", "route", route, "blackhole", target.as_str()]);
-            let out = self.0.runner.run(&cmd, &Mode::Capture)?;
-            if cut && !out.ok() {
-                return Err(Error::usage(format!("could not cut {} off from {peer}: {}", node.name, out.stderr.trim()), "run clusterlab as root (nsenter)"));
-            }
-        }
-        Ok(())
+        blackholes(node, peers, cut, "run clusterlab as root (nsenter)", |args| {
+            let cmd = Cmd::new("nsenter", ["-t", pid.as_str(), "-n"].into_iter().chain(args.iter().copied()));
+            self.0.runner.run(&cmd, &Mode::Capture)
+        })
     }
 
     fn remove_leftovers(&self) -> Result<Vec<String>> {

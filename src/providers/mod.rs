@@ -45,15 +45,7 @@ pub trait Provider: Sync {
     /// Cuts a node off from the given addresses (both ways need a call on
     /// each side), or restores the routes. The host keeps reaching the node.
     fn partition(&self, node: &Node, peers: &[&str], cut: bool) -> Result<()> {
-        for peer in peers {
-            let route = if cut { "replace" } else { "del" };
-            let out = self.exec(node, &["ip", "route", route, "blackhole", &format!("{peer}/32")]);
-            // Healing a route that is already gone is fine.
-            if cut {
-                out?;
-            }
-        }
-        Ok(())
+        blackholes(node, peers, cut, "`clusterlab status SPEC`", |args| Ok(self.env().runner.run(&self.exec_cmd(node, args)?, &Mode::Capture)?))
     }
     /// Removes machines, volumes, snapshots and networks that vagrant no
     /// longer knows about (an interrupted `up` can leave them).
@@ -79,6 +71,19 @@ pub fn for_plan<'a>(env: Env<'a>) -> Box<dyn Provider + 'a> {
         "libvirt" => Box::new(libvirt::Libvirt(env)),
         _ => Box::new(virtualbox::Virtualbox(env)),
     }
+}
+
+/// Adds (or removes) a blackhole route on `node` to each peer, running
+/// `ip route` the way `run` says. Healing a route that is already gone is fine.
+fn blackholes(node: &Node, peers: &[&str], cut: bool, hint: &str, run: impl Fn(&[&str]) -> Result<Output>) -> Result<()> {
+    let route = if cut { "replace" } else { "del" };
+    for peer in peers {
+        let out = run(&["ip", "route", route, "blackhole", &format!("{peer}/32")])?;
+        if cut && !out.ok() {
+            return Err(Error::usage(format!("could not cut {} off from {peer}: {}", node.name, out.stderr.trim()), hint));
+        }
+    }
+    Ok(())
 }
 
 /// "missing" when the provider's inspect command fails, else its trimmed output.
