@@ -2,6 +2,7 @@
 
 use crate::boxbuild::{self, BoxArgs};
 use crate::cluster::{Cluster, Ctx, Method};
+use crate::drills::{BackupArgs, Drill, FaultArgs, NodeArg, PromoteArgs, RestoreArgs, WritesArgs};
 use crate::error::{Error, Result};
 use crate::runner::{DryRun, Duct, Runner};
 use clap::{CommandFactory, Parser, Subcommand};
@@ -85,22 +86,54 @@ pub enum Command {
     /// Failover: promote a follower; the old leader's followers follow it, the old leader is fenced.
     Promote {
         spec: PathBuf,
-        node: String,
-        /// Leave the old leader running, outside the topology (a split brain to study).
-        #[arg(long)]
-        keep_old_leader: bool,
+        #[command(flatten)]
+        args: PromoteArgs,
     },
     /// Planned switchover: the leader stops cleanly, NODE catches up and leads, the old leader follows it.
-    Switchover { spec: PathBuf, node: String },
+    Switchover {
+        spec: PathBuf,
+        #[command(flatten)]
+        args: NodeArg,
+    },
     /// Bring a former leader back as a follower of the current leader (pg_rewind, or a fresh base backup).
-    Rejoin { spec: PathBuf, node: String },
-    /// Break a node: kill -9 its postmaster, stop it, freeze its machine, or heal it. `reset` undoes all.
+    Rejoin {
+        spec: PathBuf,
+        #[command(flatten)]
+        args: NodeArg,
+    },
+    /// Break a node: kill -9 its postmaster, stop it, freeze its machine, cut it off, or heal it. `reset` undoes all.
     Fault {
         spec: PathBuf,
-        node: String,
-        #[arg(value_enum)]
-        fault: crate::drills::Fault,
+        #[command(flatten)]
+        args: FaultArgs,
     },
+    /// Take a base backup of a node (tar, WAL included) into the cluster's working directory.
+    Backup {
+        spec: PathBuf,
+        #[command(flatten)]
+        args: BackupArgs,
+    },
+    /// List the cluster's backups.
+    Backups {
+        spec: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Point-in-time recovery of a node from a backup and the WAL archive.
+    Restore {
+        spec: PathBuf,
+        #[command(flatten)]
+        args: RestoreArgs,
+    },
+    /// Commit numbered rows to the leader in the background (`start`), then prove every acknowledged one survived (`check`).
+    Writes {
+        spec: PathBuf,
+        #[command(flatten)]
+        args: WritesArgs,
+    },
+    /// The background writer of `writes start` (internal).
+    #[command(hide = true)]
+    WritesWorker { dir: PathBuf },
     /// Remove the machines, snapshots, state and working directory.
     Destroy { spec: PathBuf },
     /// Open a shell on a node, or run one command there.
@@ -253,20 +286,25 @@ pub fn run(cli: Cli) -> Result<i32> {
             load(&spec, wd)?.reset(&ctx, method, !no_verify)?;
             Ok(0)
         }
-        Command::Promote { spec, node, keep_old_leader } => {
-            load(&spec, wd)?.promote(&ctx, &node, keep_old_leader)?;
-            Ok(0)
-        }
-        Command::Switchover { spec, node } => {
-            load(&spec, wd)?.switchover(&ctx, &node)?;
-            Ok(0)
-        }
-        Command::Rejoin { spec, node } => {
-            load(&spec, wd)?.rejoin(&ctx, &node)?;
-            Ok(0)
-        }
-        Command::Fault { spec, node, fault } => {
-            load(&spec, wd)?.fault(&ctx, &node, fault)?;
+        Command::Promote { spec, args } => drill(&ctx, &spec, wd, Drill::Promote(args)),
+        Command::Switchover { spec, args } => drill(&ctx, &spec, wd, Drill::Switchover(args)),
+        Command::Rejoin { spec, args } => drill(&ctx, &spec, wd, Drill::Rejoin(args)),
+        Command::Fault { spec, args } => drill(&ctx, &spec, wd, Drill::Fault(args)),
+        Command::Backup { spec, args } => drill(&ctx, &spec, wd, Drill::Backup(args)),
+        Command::Restore { spec, args } => drill(&ctx, &spec, wd, Drill::Restore(args)),
+        Command::Writes { spec, args } => drill(&ctx, &spec, wd, Drill::Writes(args)),
+        Command::WritesWorker { dir } => crate::drills::writes_worker(&dir),
+        Command::Backups { spec, json } => {
+            let list = load(&spec, wd)?.backups()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list).expect("manifests serialize"));
+            } else if list.is_empty() {
+                println!("no backups yet: `clusterlab backup SPEC` takes one");
+            } else {
+                for m in list {
+                    println!("{}", m.summary());
+                }
+            }
             Ok(0)
         }
         Command::Destroy { spec } => {
@@ -383,5 +421,14 @@ fn new_spec(args: NewArgs, templates: Option<&Path>) -> Result<i32> {
     // What we write must pass our own check.
     let c = Cluster::load(&out, None)?;
     println!("wrote {}: {}", out.display(), summary(&c));
+    Ok(0)
+}
+
+/// A drill from the command line: the same grammar and code as a matrix step's.
+fn drill(ctx: &Ctx, spec: &Path, workdir: Option<&Path>, d: Drill) -> Result<i32> {
+    let out = d.run(ctx, &load(spec, workdir)?)?;
+    if matches!(d, Drill::Backup(_)) {
+        println!("{out}");
+    }
     Ok(0)
 }

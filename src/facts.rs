@@ -82,6 +82,18 @@ pub struct Facts {
     /// §2: promotion trigger file setting: `trigger_file` (<=11, in recovery.conf),
     /// `promote_trigger_file` (12-15), none from 16.
     pub promote_trigger_setting: Option<&'static str>,
+    /// §4: `pg_switch_xlog`/`pg_xlogfile_name` before 10, `pg_switch_wal`/`pg_walfile_name` from 10.
+    pub switch_wal_fn: &'static str,
+    pub walfile_name_fn: &'static str,
+    /// §3: a tar-format base backup cannot stream its WAL before 10 (`-X fetch`
+    /// then); from 10 it streams it into a separate pg_wal.tar.
+    pub backup_wal_flag: &'static str,
+    /// §2: at a recovery target 9.4 knows only `pause_at_recovery_target`;
+    /// `recovery_target_action` from 9.5.
+    pub recovery_target_action: bool,
+    /// `recovery_target_lsn` exists from 10 (not in the notes: PostgreSQL 10
+    /// release notes, "Add recovery_target_lsn").
+    pub has_recovery_target_lsn: bool,
     /// §5: Debian layout.
     pub conf_dir: String,
     pub data_dir: String,
@@ -190,6 +202,11 @@ impl Facts {
             lsn_diff_fn: if v < 1000 { "pg_xlog_location_diff" } else { "pg_wal_lsn_diff" },
             replay_lsn_column: if v < 1000 { "replay_location" } else { "replay_lsn" },
             wal_dir: if v < 1000 { "pg_xlog" } else { "pg_wal" },
+            switch_wal_fn: if v < 1000 { "pg_switch_xlog" } else { "pg_switch_wal" },
+            walfile_name_fn: if v < 1000 { "pg_xlogfile_name" } else { "pg_walfile_name" },
+            backup_wal_flag: if v < 1000 { "--xlog-method=fetch" } else { "--wal-method=stream" },
+            recovery_target_action: v >= 905,
+            has_recovery_target_lsn: v >= 1000,
             has_pg_monitor: v >= 1000,
             walsenders_in_max_connections: v < 1200,
             promote_trigger_setting: if v < 1200 {
@@ -280,6 +297,12 @@ mod tests {
     fn basebackup_flags() {
         assert_eq!(f("9.6").basebackup_wal_flag, "--xlog-method=stream");
         assert_eq!(f("10").basebackup_wal_flag, "--wal-method=stream");
+        assert_eq!(f("9.6").backup_wal_flag, "--xlog-method=fetch", "tar and stream only from 10");
+        assert_eq!(f("10").backup_wal_flag, "--wal-method=stream");
+        assert_eq!((f("9.6").switch_wal_fn, f("9.6").walfile_name_fn), ("pg_switch_xlog", "pg_xlogfile_name"));
+        assert_eq!((f("10").switch_wal_fn, f("10").walfile_name_fn), ("pg_switch_wal", "pg_walfile_name"));
+        assert!(!f("9.4").recovery_target_action && f("9.5").recovery_target_action);
+        assert!(!f("9.6").has_recovery_target_lsn && f("10").has_recovery_target_lsn);
         assert!(!f("9.5").basebackup_slot && f("9.6").basebackup_slot);
         assert!(!f("10").basebackup_create_slot && f("11").basebackup_create_slot);
         assert!(!f("9.5").slot_reserve_arg && f("9.6").slot_reserve_arg);

@@ -47,6 +47,10 @@ pub enum Mode {
     Stream { log: Option<PathBuf>, quiet: bool },
     /// Hand the terminal to the command (`ssh`).
     Inherit,
+    /// stdout into this file (a tar stream from a node); stderr kept.
+    ToFile(PathBuf),
+    /// stdin from this file (a tar stream to a node); output kept.
+    FromFile(PathBuf),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -134,7 +138,7 @@ impl Runner for Duct {
         };
         match mode {
             Mode::Capture => {
-                let out = expr.stdout_capture().stderr_capture().run().map_err(not_found)?;
+                let out = expr.stdout_capture().stderr_capture().stdin_null().run().map_err(not_found)?;
                 Ok(Output {
                     code: out.status.code(),
                     stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -144,6 +148,20 @@ impl Runner for Duct {
             Mode::Inherit => {
                 let out = expr.run().map_err(not_found)?;
                 Ok(Output { code: out.status.code(), ..Default::default() })
+            }
+            Mode::ToFile(path) => {
+                let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+                let out = expr.stdout_file(file).stderr_capture().stdin_null().run().map_err(not_found)?;
+                Ok(Output { code: out.status.code(), stderr: String::from_utf8_lossy(&out.stderr).into_owned(), ..Default::default() })
+            }
+            Mode::FromFile(path) => {
+                let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+                let out = expr.stdin_file(file).stdout_capture().stderr_capture().run().map_err(not_found)?;
+                Ok(Output {
+                    code: out.status.code(),
+                    stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                    stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+                })
             }
             Mode::Stream { log, quiet } => {
                 let mut log = match log {

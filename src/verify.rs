@@ -162,7 +162,9 @@ fn verify_within(plan: &Plan, password: &str, timeout: Duration) -> Report {
                 .collect::<Vec<(String, bool)>>();
             let children: Vec<&Node> = plan.nodes.iter().filter(|m| m.upstream.as_deref() == Some(n.name.as_str())).collect();
             let settled = children.iter().all(|ch| {
-                repl.iter().any(|(app, st, _)| app == &ch.name && st == "streaming")
+                // A standby named synchronous a moment ago (a drill rewrote
+                // synchronous_standby_names) shows as such once its walsender reloads.
+                repl.iter().any(|(app, st, sync)| app == &ch.name && st == "streaming" && (!ch.sync || sync != "async"))
                     && ch.slot.as_ref().is_none_or(|s| slots.iter().any(|(name, active)| name == s && *active))
             });
             if settled || Instant::now() >= deadline {

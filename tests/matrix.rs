@@ -162,12 +162,12 @@ fn matrix_file_errors_point_at_the_line() {
 
     let dir = setup("base: base.yaml\naxes:\n  version: [15]\nsteps:\n  - {name: both, run: 'true', sql: 'select 1'}\n");
     let out = clusterlab().args(["matrix", "--list"]).arg(matrix_file(&dir)).output().unwrap();
-    assert!(says(&stderr(&out), "m.matrix.yaml:5:5: steps[0]: step `both` needs exactly one of `run`, `sql`, `sql_file` and `drill`"), "{}", stderr(&out));
+    assert!(says(&stderr(&out), "m.matrix.yaml:5:5: steps[0]: step `both` needs exactly one of `run`, `sql`, `sql_file`, `drill` and `expect`"), "{}", stderr(&out));
 
     let dir = setup("base: base.yaml\naxes:\n  version: [15]\nsteps:\n  - {name: bad, drill: 'fault pg1 explode'}\n");
     let out = clusterlab().args(["matrix", "--list"]).arg(matrix_file(&dir)).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(says(&stderr(&out), "steps[0].drill: `explode` is not a fault"), "{}", stderr(&out));
+    assert!(says(&stderr(&out), "steps[0].drill: `fault pg1 explode` is not a drill: invalid value 'explode'"), "{}", stderr(&out));
 }
 
 #[test]

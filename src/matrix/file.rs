@@ -90,12 +90,25 @@ pub struct Step {
     /// `switchover pg1`, `rejoin pg1`, `fault pg1 kill|stop|pause|partition|heal`.
     #[serde(default)]
     pub drill: Option<String>,
+    /// The live topology a drill should have left: `{leader: pg2, followers: [pg3]}`;
+    /// checked against state.json and then on the running servers (verify).
+    #[serde(default)]
+    pub expect: Option<Expect>,
     /// SQL file relative to the matrix file; read at load time into `sql`.
     #[serde(default, skip_serializing)]
     pub sql_file: Option<PathBuf>,
     /// Seconds (default 300).
     #[serde(default = "default_timeout")]
     pub timeout: u64,
+}
+
+/// Who leads and who streams (from anyone) after a drill.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    pub leader: String,
+    #[serde(default)]
+    pub followers: Vec<String>,
 }
 
 fn default_timeout() -> u64 {
@@ -143,18 +156,18 @@ impl MatrixFile {
     }
 }
 
-/// Each step runs exactly one of `run`, `sql` or `sql_file` (read here, so a
+/// Each step runs exactly one of `run`, `sql`, `sql_file`, `drill` or `expect` (a file is read here, so a
 /// missing file is an error before anything starts).
 fn check_steps(steps: &mut [Step], field: &str, src: &Source, dir: &Path) -> Result<(), SpecError> {
     for (i, s) in steps.iter_mut().enumerate() {
         let at = format!("{field}[{i}]");
-        let actions = [s.run.is_some(), s.sql.is_some(), s.sql_file.is_some(), s.drill.is_some()].iter().filter(|b| **b).count();
+        let actions = [s.run.is_some(), s.sql.is_some(), s.sql_file.is_some(), s.drill.is_some(), s.expect.is_some()].iter().filter(|b| **b).count();
         if actions != 1 {
-            return Err(src.error(&at, format!("step `{}` needs exactly one of `run`, `sql`, `sql_file` and `drill`", s.name), "e.g. `run: \"pg_isready\"`, `sql: \"SELECT 1\"` or `drill: \"promote pg2\"`"));
+            return Err(src.error(&at, format!("step `{}` needs exactly one of `run`, `sql`, `sql_file`, `drill` and `expect`", s.name), "e.g. `run: \"pg_isready\"`, `sql: \"SELECT 1\"`, `drill: \"promote pg2\"` or `expect: {leader: pg2, followers: [pg3]}`"));
         }
         if let Some(d) = &s.drill {
             if let Err(why) = crate::drills::Drill::parse(d) {
-                return Err(src.error(&format!("{at}.drill"), why, "e.g. `promote pg2`, `switchover pg1`, `rejoin pg1`, `fault pg1 kill`"));
+                return Err(src.error(&format!("{at}.drill"), why, "e.g. `promote pg2`, `fault pg1 kill`, `backup --name b1`, `restore b1 --node pg1 --target-name before`, `writes check`"));
             }
         }
         if s.timeout == 0 {
@@ -183,7 +196,7 @@ pub(super) fn yaml_error(src: &Source, e: &serde_yaml::Error) -> SpecError {
         None => (file.clone(), None),
     };
     let hint = if message.contains("unknown field") {
-        "check the spelling: a matrix has base, axes, include, exclude, boxes, network and steps; a step has name, node, run, sql, sql_file and timeout"
+        "check the spelling: a matrix has base, axes, include, exclude, boxes, network and steps; a step has name, node, run, sql, sql_file, drill, expect and timeout"
     } else {
         "fix the YAML at that line"
     };

@@ -20,7 +20,10 @@ fn step_output(out: &crate::runner::Output) -> String {
 pub(super) fn run_step(ctx: &Ctx, cluster: &Cluster, step: &Step, phase: &str) -> Result<String, Failure> {
     if let Some(d) = &step.drill {
         let drill = crate::drills::Drill::parse(d).expect("drill steps were checked at load");
-        return drill.run(ctx, cluster).map(|_| String::new()).map_err(|e| Failure::from_error(phase, &e));
+        return drill.run(ctx, cluster).map_err(|e| Failure::from_error(phase, &e));
+    }
+    if let Some(want) = &step.expect {
+        return expect(cluster, want).map_err(|why| Failure::new(phase, why, None));
     }
     // After a drill step the leader is the live one.
     let leader = cluster.current_plan().map(|p| p.leader().name.clone()).unwrap_or_else(|_| cluster.plan.leader().name.clone());
@@ -56,4 +59,24 @@ pub(super) fn run_step(ctx: &Ctx, cluster: &Cluster, step: &Step, phase: &str) -
         }
     }
     Ok(out.join("\n"))
+}
+
+/// The live topology against an `expect` step: first what clusterlab
+/// recorded, then what the servers say (verify of the live plan).
+fn expect(cluster: &Cluster, want: &super::file::Expect) -> std::result::Result<String, String> {
+    let plan = cluster.current_plan().map_err(|e| e.to_string())?;
+    let mut followers: Vec<&str> = plan.nodes.iter().filter(|n| n.upstream.is_some()).map(|n| n.name.as_str()).collect();
+    followers.sort_unstable();
+    let mut wanted: Vec<&str> = want.followers.iter().map(String::as_str).collect();
+    wanted.sort_unstable();
+    let leader = &plan.leader().name;
+    if *leader != want.leader || followers != wanted {
+        return Err(format!("expected {} leading {:?}, the live topology is {leader} leading {followers:?}", want.leader, wanted));
+    }
+    let password = cluster.workdir.lab_password().map_err(|e| e.to_string())?;
+    let report = crate::verify::verify(&plan, &password, Duration::from_secs(30));
+    if !report.ok {
+        return Err(format!("{leader} leads {followers:?} on paper, but verify failed:\n{}", report.table()));
+    }
+    Ok(format!("{leader} leads {followers:?}, verified"))
 }

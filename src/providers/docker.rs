@@ -32,6 +32,12 @@ impl Provider for Docker<'_> {
         Ok(self.docker(&a))
     }
 
+    fn exec_with_input_cmd(&self, node: &Node, args: &[&str]) -> Result<Cmd> {
+        let mut a = vec!["exec", "-i", node.machine.as_str()];
+        a.extend(args);
+        Ok(self.docker(&a))
+    }
+
     fn save_snapshots(&self) -> Result<()> {
         Err(Error::usage("docker containers have no snapshots", "use the data-directory method"))
     }

@@ -35,6 +35,10 @@ pub trait Provider: Sync {
     fn has_snapshots(&self) -> bool;
     /// A command run as root on a node.
     fn exec_cmd(&self, node: &Node, args: &[&str]) -> Result<Cmd>;
+    /// The same, for a command that reads stdin (a tar stream to unpack).
+    fn exec_with_input_cmd(&self, node: &Node, args: &[&str]) -> Result<Cmd> {
+        self.exec_cmd(node, args)
+    }
     /// Saves every machine's state as the known state.
     fn save_snapshots(&self) -> Result<()>;
     fn restore_snapshots(&self) -> Result<()>;

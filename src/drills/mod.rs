@@ -1,12 +1,20 @@
 //! The drills a DBA comes to the lab for: promote a follower (failover),
-//! bring a former leader back as a follower (rejoin), and faults (kill, stop,
-//! freeze). Each is an ordered list of steps like `up`, recording its phase;
+//! bring a former leader back as a follower (rejoin), faults (kill, stop,
+//! freeze, cut off), base backups and point-in-time restores (`backup.rs`),
+//! and acknowledged writes across a failure (`writes.rs`). Each is an
+//! ordered list of steps like `up`, recording its phase;
 //! what differs per major comes from the facts, through the node control
 //! script `clusterlab-pg` that is rendered per major.
 //!
 //! A drill changes who leads and who follows whom. That live topology is kept
 //! in state.json: `verify` checks it instead of the spec's, `status` shows it,
 //! and `reset` brings back the spec's topology (and lifts every fault).
+
+mod backup;
+mod writes;
+
+pub use backup::{BackupArgs, RestoreArgs};
+pub use writes::{worker as writes_worker, WritesArgs};
 
 use crate::cluster::{node_ctl, Cluster, Ctx};
 use crate::error::{Error, Result};
@@ -37,37 +45,81 @@ impl Live {
     }
 }
 
-/// A drill as a matrix step writes it: `promote pg2`, `fault pg1 kill`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A drill, as the command line and a matrix step's `drill:` both write it
+/// (the step without the spec): one grammar, parsed by clap.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
 pub enum Drill {
-    Promote(String),
-    Switchover(String),
-    Rejoin(String),
-    Fault(String, Fault),
+    /// Failover: promote a follower; the old leader's followers follow it, the old leader is fenced.
+    Promote(PromoteArgs),
+    /// Planned switchover: the leader stops cleanly, NODE catches up and leads, the old leader follows it.
+    Switchover(NodeArg),
+    /// Bring a former leader back as a follower of the current leader (pg_rewind, or a fresh base backup).
+    Rejoin(NodeArg),
+    /// Break a node: kill -9 its postmaster, stop it, freeze its machine, cut it off, or heal it.
+    Fault(FaultArgs),
+    /// Take a base backup (tar, WAL included) and copy it to the host.
+    Backup(BackupArgs),
+    /// Point-in-time recovery of a node from a backup and the WAL archive.
+    Restore(RestoreArgs),
+    /// A writer that commits numbered rows (`start`) and the proof that every acknowledged one is there (`check`).
+    Writes(WritesArgs),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct NodeArg {
+    pub node: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct PromoteArgs {
+    pub node: String,
+    /// Leave the old leader running, outside the topology (a split brain to study).
+    #[arg(long)]
+    pub keep_old_leader: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct FaultArgs {
+    pub node: String,
+    #[arg(value_enum)]
+    pub fault: Fault,
+}
+
+/// The step grammar: a drill without the program name or the spec.
+#[derive(Debug, clap::Parser)]
+#[command(no_binary_name = true, disable_help_subcommand = true)]
+struct StepLine {
+    #[command(subcommand)]
+    drill: Drill,
 }
 
 impl Drill {
     pub fn parse(text: &str) -> std::result::Result<Drill, String> {
-        let words: Vec<&str> = text.split_whitespace().collect();
-        let node = |w: Option<&&str>| w.map(|s| s.to_string()).ok_or_else(|| format!("`{text}` names no node"));
-        match words.first().copied() {
-            Some("promote") if words.len() == 2 => Ok(Drill::Promote(node(words.get(1))?)),
-            Some("switchover") if words.len() == 2 => Ok(Drill::Switchover(node(words.get(1))?)),
-            Some("rejoin") if words.len() == 2 => Ok(Drill::Rejoin(node(words.get(1))?)),
-            Some("fault") if words.len() == 3 => {
-                let f = <Fault as clap::ValueEnum>::from_str(words[2], false).map_err(|_| format!("`{}` is not a fault (kill, stop, pause, partition, heal)", words[2]))?;
-                Ok(Drill::Fault(node(words.get(1))?, f))
+        let words = shell_words::split(text).map_err(|e| format!("`{text}`: {e}"))?;
+        match <StepLine as clap::Parser>::try_parse_from(&words) {
+            Ok(line) => Ok(line.drill),
+            Err(e) => {
+                // clap's first line says what is wrong; keep its list of possible values too.
+                let full = e.to_string();
+                let mut why = full.lines().next().unwrap_or_default().trim_start_matches("error: ").to_string();
+                if let Some(values) = full.lines().find_map(|l| l.trim().strip_prefix("[possible values: ")) {
+                    why += &format!(" (one of: {})", values.trim_end_matches(']'));
+                }
+                Err(format!("`{text}` is not a drill: {why}"))
             }
-            _ => Err(format!("`{text}` is not a drill")),
         }
     }
 
-    pub fn run(&self, ctx: &Ctx, c: &Cluster) -> Result<()> {
+    /// Runs the drill; what it found, for a matrix step's output.
+    pub fn run(&self, ctx: &Ctx, c: &Cluster) -> Result<String> {
         match self {
-            Drill::Promote(n) => c.promote(ctx, n, false),
-            Drill::Switchover(n) => c.switchover(ctx, n),
-            Drill::Rejoin(n) => c.rejoin(ctx, n),
-            Drill::Fault(n, f) => c.fault(ctx, n, *f),
+            Drill::Promote(a) => c.promote(ctx, &a.node, a.keep_old_leader).map(|_| String::new()),
+            Drill::Switchover(a) => c.switchover(ctx, &a.node).map(|_| String::new()),
+            Drill::Rejoin(a) => c.rejoin(ctx, &a.node).map(|_| String::new()),
+            Drill::Fault(a) => c.fault(ctx, &a.node, a.fault).map(|_| String::new()),
+            Drill::Backup(a) => c.backup(ctx, a).map(|m| m.summary()),
+            Drill::Restore(a) => c.restore(ctx, a),
+            Drill::Writes(a) => c.writes(ctx, a),
         }
     }
 }
@@ -109,7 +161,7 @@ impl Cluster {
 
     /// The spec's cluster with another topology: same machines and
     /// addresses, planned again so slots, conninfo and waves follow it.
-    fn live_plan(&self, live: &Live) -> Result<Plan> {
+    pub(crate) fn live_plan(&self, live: &Live) -> Result<Plan> {
         let mut spec = self.spec.clone();
         let address = |n: &str| self.plan.node(n).map(|x| x.address.clone());
         let given: Vec<FollowerSpec> = match &self.spec.topology.followers {
@@ -134,10 +186,31 @@ impl Cluster {
             })
             .collect();
         spec.topology.followers = Followers::List(followers);
-        Ok(plan::build(&spec, &self.src)?)
+        match plan::build(&spec, &self.src) {
+            // A leader with no follower that can be synchronous (after a restore
+            // fenced the others) runs asynchronously until one rejoins, and
+            // `sync_names` writes it so: otherwise every commit would hang.
+            Err(_) if spec.replication.mode == crate::spec::Mode::Sync && spec.replication.synchronous_standby_names.is_none() => {
+                spec.replication.mode = crate::spec::Mode::Async;
+                Ok(plan::build(&spec, &self.src)?)
+            }
+            r => Ok(r?),
+        }
     }
 
-    fn node_or_err(&self, node: &str) -> Result<()> {
+    /// Writes the live plan's synchronous_standby_names on its leader: the
+    /// spec's list names the spec's topology, and after a failover it would
+    /// make the wrong standby (or none that exists) synchronous.
+    fn sync_names(&self, p: &dyn crate::providers::Provider, live_plan: &Plan) -> Result<()> {
+        if self.plan.synchronous_standby_names.is_none() {
+            return Ok(());
+        }
+        let leader = self.plan.node(&live_plan.leader().name).expect("the live leader is a node of the spec");
+        let names = live_plan.synchronous_standby_names.clone().unwrap_or_default();
+        p.exec(leader, &["clusterlab-pg", "sync-names", &names]).map(drop)
+    }
+
+    pub(crate) fn node_or_err(&self, node: &str) -> Result<()> {
         if self.plan.node(node).is_none() {
             let names: Vec<&str> = self.plan.nodes.iter().map(|n| n.name.as_str()).collect();
             return Err(Error::usage(format!("no node `{node}` in cluster {}", self.plan.name), format!("name one of: {}", names.join(", "))));
@@ -147,7 +220,7 @@ impl Cluster {
 
     /// What every drill does first: a node of the spec, the cluster's lock,
     /// a cluster that is up, and the topology it has now.
-    fn begin(&self, op: &str, verb: &str, node: &str) -> Result<(Lock, State, Live)> {
+    pub(crate) fn begin(&self, op: &str, verb: &str, node: &str) -> Result<(Lock, State, Live)> {
         self.node_or_err(node)?;
         let lock = Lock::acquire(&self.workdir, &self.plan.name, op)?;
         let st = self.running_state(verb)?;
@@ -242,6 +315,7 @@ impl Cluster {
                 ctx.progress(start, &format!("{} follows {node}", f.name));
             }
             crate::runner::parallel(&moved, |f| follow(p.as_ref(), machine(&f.name), f))?;
+            self.sync_names(p.as_ref(), &new_plan)?;
             st.live = Some(next.clone());
             st.enter(&self.workdir, op, "ready", None)?;
             Ok(())
@@ -327,6 +401,7 @@ impl Cluster {
                 follow(p.as_ref(), machine(node), me)?;
                 how = "a fresh base backup, after pg_rewind left it unable to stream";
             }
+            self.sync_names(p.as_ref(), &new_plan)?;
             st.live = Some(next.clone());
             st.enter(&self.workdir, "rejoin", "ready", None)?;
             Ok(how)
@@ -478,11 +553,15 @@ mod tests {
 
     #[test]
     fn drill_steps_parse_as_the_command_line_writes_them() {
-        assert_eq!(Drill::parse("promote pg2"), Ok(Drill::Promote("pg2".into())));
-        assert_eq!(Drill::parse(" fault  pg1 kill "), Ok(Drill::Fault("pg1".into(), Fault::Kill)));
-        assert_eq!(Drill::parse("switchover pg1"), Ok(Drill::Switchover("pg1".into())));
-        assert!(Drill::parse("fault pg1 explode").unwrap_err().contains("not a fault"));
+        assert_eq!(Drill::parse("promote pg2"), Ok(Drill::Promote(PromoteArgs { node: "pg2".into(), keep_old_leader: false })));
+        assert_eq!(Drill::parse(" fault  pg1 kill "), Ok(Drill::Fault(FaultArgs { node: "pg1".into(), fault: Fault::Kill })));
+        assert_eq!(Drill::parse("switchover pg1"), Ok(Drill::Switchover(NodeArg { node: "pg1".into() })));
+        let Ok(Drill::Restore(r)) = Drill::parse("restore b1 --node pg1 --target-time '2026-11-26 10:00:00+00'") else { panic!("restore parses") };
+        assert_eq!(r.target(), Some(("time", "2026-11-26 10:00:00+00")), "a quoted value stays one word");
+        let e = Drill::parse("fault pg1 explode").unwrap_err();
+        assert!(e.contains("not a drill") && e.contains("'explode'") && e.contains("kill, stop, pause"), "{e}");
         assert!(Drill::parse("promote").is_err());
+        assert!(Drill::parse("restore b1 --node pg1 --target-time x --target-lsn 0/1").unwrap_err().contains("cannot be used with"));
         assert!(Drill::parse("dance pg1").unwrap_err().contains("not a drill"));
     }
 
