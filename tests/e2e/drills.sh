@@ -113,7 +113,7 @@ fi
 # restored history. PITR needs the WAL archive; without it restore refuses.
 "$CL" backup "$spec" --name b1 | tee /tmp/drills-backup.$$
 grep -q "^b1: " /tmp/drills-backup.$$ || fail "backup printed no summary"
-"$CL" backups "$spec" | grep -q "^b1: " || fail "backups does not list b1"
+[[ $("$CL" backups "$spec") == *"b1: "* ]] || fail "backups does not list b1"
 sql --node "$f1" "CREATE TABLE pitr (id int PRIMARY KEY); INSERT INTO pitr VALUES (1)"
 target=$(sql --node "$f1" "SELECT now()")
 sleep 1
