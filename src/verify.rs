@@ -47,6 +47,12 @@ pub fn connect(node: &Node, password: &str, plan: &Plan, timeout: Duration) -> R
         .map_err(|e| Error::Verify(format!("cannot connect to {} ({}): {e}", node.name, node.address)))
 }
 
+/// What a PostgreSQL error says: the server's message where there is one
+/// (the client library's own text is only "db error").
+pub fn pg_message(e: &postgres::Error) -> String {
+    e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string())
+}
+
 /// Connects, retrying until the deadline: a node just restored may need a moment.
 /// Early attempts are short: right after a snapshot revert the first SYN can be
 /// lost, and a fresh attempt answers sooner than the kernel's SYN backoff.

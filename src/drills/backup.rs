@@ -338,7 +338,7 @@ impl Cluster {
             }
         };
         let row = client.query_one(sql.as_str(), &[&value, what]).map_err(|e| {
-            let why = e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string());
+            let why = crate::verify::pg_message(&e);
             Error::usage(format!("--target-{kind} `{value}` is not a {type_} PostgreSQL reads: {why}"), "e.g. '2026-11-26 10:00:00+00' or '0/3000060'")
         })?;
         let (before, after, now): (bool, bool, String) = (row.get(0), row.get(1), row.get(2));

@@ -169,8 +169,9 @@ fn stop_worker(pid_file: &Path) {
     } else if Path::new(&format!("/proc/{pid}/cmdline")).is_file()
         && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains("writes-worker"))
     {
-        // Started by an earlier `clusterlab writes start`; still ours by its command line.
-        let _ = std::process::Command::new("kill").arg(pid.to_string()).status();
+        // Started by an earlier `clusterlab writes start`; still ours by its
+        // command line. SIGKILL: it would finish its statement on SIGTERM.
+        let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
         for _ in 0..50 {
             if !Path::new(&format!("/proc/{pid}")).exists() {
                 break;
@@ -204,7 +205,7 @@ pub fn worker(dir: &Path) -> Result<i32> {
         .map_err(|e| Error::Verify(format!("writer: cannot connect to {}: {e}", t.node)))?;
     client
         .batch_execute(&format!("DROP TABLE IF EXISTS {TABLE}; CREATE TABLE {TABLE} (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())"))
-        .map_err(|e| Error::Verify(format!("writer: {e}")))?;
+        .map_err(|e| Error::Verify(format!("writer: {}", crate::verify::pg_message(&e))))?;
     let mut out = std::fs::OpenOptions::new().create(true).append(true).open(&acked).map_err(|e| Error::io(&acked, e))?;
     let insert = client.prepare(&format!("INSERT INTO {TABLE} (id) VALUES ($1)")).map_err(|e| Error::Verify(format!("writer: {e}")))?;
     // Ten minutes at most: a writer must not outlive a forgotten drill for long.
@@ -212,7 +213,7 @@ pub fn worker(dir: &Path) -> Result<i32> {
     let mut id: i64 = 1;
     while Instant::now() < deadline {
         if let Err(e) = client.execute(&insert, &[&id]) {
-            println!("stopped at row {id}: {e}");
+            println!("stopped at row {id}: {}", crate::verify::pg_message(&e));
             return Ok(0);
         }
         writeln!(out, "{id}").map_err(|e| Error::io(&acked, e))?;

@@ -48,7 +48,7 @@ pub(super) fn run_step(ctx: &Ctx, cluster: &Cluster, step: &Step, phase: &str) -
     let password = cluster.workdir.lab_password().map_err(|e| Failure::from_error(phase, &e))?;
     let mut client = crate::verify::connect(n, &password, &cluster.plan, Duration::from_secs(10)).map_err(|e| Failure::from_error(phase, &e))?;
     let pg_error = |e: postgres::Error| {
-        let why = e.as_db_error().map_or_else(|| e.to_string(), |d| d.to_string());
+        let why = crate::verify::pg_message(&e);
         Failure::new(phase, format!("SQL failed on {node}: {}", why.lines().next().unwrap_or_default()), Some(why))
     };
     client.batch_execute(&format!("SET statement_timeout = {}", step.timeout * 1000)).map_err(pg_error)?;

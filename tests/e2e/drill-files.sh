@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The shipped drills (clusters/drills/*.matrix.yaml) as a user runs them, one
+# cell each (the CLI drills run on 9.4, 12 and 18 in drills.sh already):
+# every step of every cell must pass, and the acknowledged-writes drill must
+# report its count on both the sync and the async cell.
+#
+#   tests/e2e/drill-files.sh     (inside the lab)
+set -euo pipefail
+CL=${CLUSTERLAB:-target/debug/clusterlab}
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+fail() { echo "drill-files: FAILED: $*"; exit 1; }
+
+# drill FILE FILTER [JOBS]: runs the cells of FILE that FILTER picks; each must pass.
+drill() {
+  local file=clusters/drills/$1.matrix.yaml junit=$out/$1.xml start=$SECONDS
+  "$CL" matrix "$file" --filter "$2" --jobs "${3:-1}" --junit "$junit" || fail "$1 ($2) did not pass"
+  python3 - "$junit" "$1" <<'PY' || fail "$1: the JUnit report does not show every cell passing"
+import sys, xml.etree.ElementTree as ET
+cases = list(ET.parse(sys.argv[1]).getroot().iter("testcase"))
+assert cases, "no testcase"
+for c in cases:
+    bad = [x.tag for x in c if x.tag in ("failure", "error", "skipped")]
+    assert not bad, (c.get("name"), bad)
+print(f"drill-files: {sys.argv[2]}: " + ", ".join(c.get("name") for c in cases) + " passed")
+PY
+  echo "drill-files: $1 took $((SECONDS - start)) s"
+}
+
+drill failover-and-rejoin pg94
+drill backup-and-pitr pg94
+drill switchover pg18
+drill partition-and-heal pg12
+drill acknowledged-writes 'pg18-*' 2
+grep -q "0 lost" "$out/acknowledged-writes.xml" || fail "the sync cell's report of lost rows is not in the JUnit file"
+echo "drill-files: PASSED"
