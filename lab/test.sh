@@ -4,8 +4,9 @@
 #      rendered snapshots per major, shellcheck/ruby/vagrant validate, CLI),
 #   2. real clusters on Vagrant's docker provider: PostgreSQL 9.4 compiled from
 #      source, the full cycle for the majors whose provisioning differs, sync,
-#      cascade, idempotent provisioning, drills (failover, rejoin, faults), and
-#      one matrix call over 9.4 and 10-18,
+#      cascade, idempotent provisioning; the drills (failover, rejoin, faults,
+#      acknowledged writes, backup and PITR) on 9.4, 12 and 18 and the shipped
+#      drill files; one matrix call over 9.4 and 10-18,
 #   3. real clusters on libvirt VMs (software emulation): the 9.4 headline spec,
 #      13, 15, drills on 17, and an interrupted `up` that `destroy` must clean
 #      completely.
@@ -13,13 +14,13 @@
 # (CLUSTERLAB_CACHE), so a leftover from an earlier run cannot hide a broken build.
 #
 #   lab/test.sh                 everything
-#   LAB_TEST_ONLY="unit docker" lab/test.sh   some phases: unit docker matrix libvirt
+#   LAB_TEST_ONLY="unit docker" lab/test.sh   some phases: unit docker drills matrix libvirt
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
 export CLUSTERLAB_CACHE=${CLUSTERLAB_CACHE:-$ROOT/target/clusterlab-cache}
 export CLUSTERLAB=$ROOT/target/debug/clusterlab
-ONLY=${LAB_TEST_ONLY:-unit docker matrix libvirt}
+ONLY=${LAB_TEST_ONLY:-unit docker drills matrix libvirt}
 passed=0
 failed=0
 report=()
@@ -126,7 +127,7 @@ PG94_SOURCE=${PG94_SOURCE:-$ROOT/../shared/sources/postgresql-9.4.26.tar.gz}
 # shellcheck disable=SC2317 # called through setup
 source_box() { box --provider "$1" --postgres 9.4 --source "$PG94_SOURCE"; }
 
-if want docker || want matrix; then
+if want docker || want drills || want matrix; then
   setup "docker image bullseye-pg13" box --provider docker --release bullseye --postgres 13
   setup "docker image bookworm-pg15" box --provider docker --release bookworm --postgres 15
   setup "docker image trixie-pg17" box --provider docker --release trixie --postgres 17
@@ -152,12 +153,18 @@ if want docker; then
   check "docker e2e PostgreSQL 18 (+ reprovision)" lab env E2E_REPROVISION=1 tests/e2e/cluster.sh tests/e2e/specs/docker-pg18.yaml
   check "docker e2e sync (15)" lab tests/e2e/cluster.sh clusters/pg15-sync.yaml
   check "docker e2e cascade + delayed (17)" lab tests/e2e/cluster.sh clusters/pg17-cascade.yaml
-  # Failover, rejoin, faults: re-clone and recovery.conf (9.4), restart with
-  # auto.conf and no pg_rewind in the box (12), pg_rewind and reload (18).
+fi
+
+if want drills; then
+  # Failover, rejoin, faults, acknowledged writes, backup and PITR: re-clone,
+  # recovery.conf and pause_at_recovery_target (9.4); auto.conf, restart, no
+  # pg_rewind in the box, sync replication (12); pg_rewind, reload, async
+  # loss reported (18). Then the shipped drill files as a user runs them.
   check "docker drills PostgreSQL 9.4" lab tests/e2e/drills.sh clusters/pg94-docker.yaml
   for v in 12 18; do
     check "docker drills PostgreSQL $v" lab tests/e2e/drills.sh "tests/e2e/specs/docker-pg$v.yaml"
   done
+  check "shipped drills (clusters/drills)" lab tests/e2e/drill-files.sh
 fi
 
 if want matrix; then
