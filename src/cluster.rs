@@ -282,7 +282,8 @@ impl Cluster {
             Some(s) => s.next_step().to_string(),
             None => "nothing exists yet: `clusterlab up SPEC` creates the cluster".into(),
         };
-        StatusReport { cluster: self.plan.name.clone(), workdir: self.workdir.root.clone(), state: st, nodes, next }
+        let topology = st.as_ref().and_then(|s| s.live.as_ref()).map(|l| crate::drills::tree(l, &crate::drills::Live::of(&self.plan)));
+        StatusReport { cluster: self.plan.name.clone(), workdir: self.workdir.root.clone(), state: st, nodes, next, topology }
     }
 }
 
@@ -335,6 +336,9 @@ pub struct StatusReport {
     pub state: Option<State>,
     pub nodes: Vec<NodeStatus>,
     pub next: String,
+    /// The live topology as a tree with its differences from the spec (after a drill).
+    #[serde(skip)]
+    pub topology: Option<String>,
 }
 
 impl StatusReport {
@@ -352,8 +356,8 @@ impl StatusReport {
                     out += &format!("error: {}\n", e.lines().next().unwrap_or_default());
                 }
                 out += &format!("known state: {}\n", s.baseline.as_deref().unwrap_or("none"));
-                if let Some(live) = &s.live {
-                    out += &format!("live topology: {} (`clusterlab reset SPEC` brings back the spec's)\n", crate::drills::describe(live));
+                if let Some(tree) = &self.topology {
+                    out += tree;
                 }
                 if !s.partitioned.is_empty() {
                     out += &format!("cut off from the other nodes: {} (`clusterlab fault SPEC NODE heal`)\n", s.partitioned.join(", "));

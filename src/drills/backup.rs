@@ -366,6 +366,37 @@ mod tests {
         assert!(e.contains("no start WAL file"), "{e}");
     }
 
+    fn restore(c: &Cluster, line: &str) -> String {
+        let runner = crate::runner::DryRun;
+        let ctx = Ctx { runner: &runner, quiet: true, templates: None };
+        let Ok(super::super::Drill::Restore(args)) = super::super::Drill::parse(line) else { panic!("{line} parses") };
+        c.restore(&ctx, &args).unwrap_err().to_string()
+    }
+
+    fn with_backup(text: &str, major: &str) -> Cluster {
+        let c = super::super::tests::cluster(text);
+        let dir = c.backups_dir().join("b1");
+        std::fs::create_dir_all(&dir).unwrap();
+        let m = Manifest::parse("b1", "pg1", major, "wal_file=00000001\nstart_lsn=0/2000028\nend_lsn=0/2000100\nfinished=2026-11-26 10:00:00+00\n").unwrap();
+        std::fs::write(dir.join("manifest.json"), serde_json::to_string(&m).unwrap()).unwrap();
+        c
+    }
+
+    #[test]
+    fn restores_that_cannot_work_are_refused_before_anything_runs() {
+        let archiving = "name: c\nversion: \"9.6\"\nprovider: docker\nreplication:\n  archive: true\n";
+        let c = with_backup(archiving, "9.6");
+        assert!(restore(&c, "restore b9 --node pg2").contains("has no backup `b9`"));
+        assert!(restore(&c, "restore b1 --node pg9").contains("no node `pg9`"));
+        assert!(restore(&c, "restore b1 --node pg2 --target-lsn 0/3000000").contains("no recovery_target_lsn"));
+        assert!(restore(&c, "restore b1 --node pg2 --as follower --target-name x").contains("cannot follow the leader"));
+        assert!(restore(&c, "restore b1 --node pg2 --target-name x").contains("is not up"), "a good request gets as far as the cluster");
+        let c = with_backup("name: c\nversion: \"15\"\nprovider: docker\n", "15");
+        assert!(restore(&c, "restore b1 --node pg2 --target-time '2026-11-26 11:00:00+00'").contains("needs the WAL archive"));
+        let c = with_backup(archiving, "15");
+        assert!(restore(&c, "restore b1 --node pg2").contains("is of PostgreSQL 15, this cluster runs 9.6"));
+    }
+
     #[test]
     fn backup_names_stay_inside_the_backups_directory() {
         assert!(valid_name("before-upgrade_2.1"));

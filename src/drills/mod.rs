@@ -487,16 +487,39 @@ fn follow(p: &dyn crate::providers::Provider, machine: &crate::plan::Node, plann
     p.exec(machine, &["clusterlab-pg", "follow", &conninfo, &slot, &delay]).map(drop)
 }
 
-/// For `status`: the live topology in one line.
-pub fn describe(live: &Live) -> String {
-    let mut s = format!("{} leads", live.leader);
-    for (f, up) in &live.upstreams {
-        s += &format!(", {f} <- {up}");
+/// For `status`: the live topology as a tree, then how it differs from the
+/// spec's (`spec`) and what brings the spec's back.
+pub fn tree(live: &Live, spec: &Live) -> String {
+    fn branch(live: &Live, node: &str, indent: &str, out: &mut String) {
+        let children: Vec<&String> = live.upstreams.iter().filter(|(_, up)| *up == node).map(|(n, _)| n).collect();
+        for (i, c) in children.iter().enumerate() {
+            let last = i + 1 == children.len();
+            *out += &format!("{indent}{} {c}\n", if last { "└─" } else { "├─" });
+            branch(live, c, &format!("{indent}{}", if last { "   " } else { "│  " }), out);
+        }
     }
-    if !live.detached.is_empty() {
-        s += &format!("; outside the topology: {}", live.detached.join(", "));
+    let mut out = format!("live topology:\n  {} (leader)\n", live.leader);
+    branch(live, &live.leader, "  ", &mut out);
+    for d in &live.detached {
+        out += &format!("  {d}: outside the topology (`clusterlab rejoin SPEC {d}`)\n");
     }
-    s
+    let mut diff = Vec::new();
+    if live.leader != spec.leader {
+        diff.push(format!("{} leads instead of {}", live.leader, spec.leader));
+    }
+    for (n, up) in &live.upstreams {
+        match spec.upstreams.get(n) {
+            Some(s) if s != up => diff.push(format!("{n} follows {up} instead of {s}")),
+            None if *n == spec.leader => diff.push(format!("{n} follows {up}")),
+            _ => {}
+        }
+    }
+    if diff.is_empty() && live.detached.is_empty() {
+        out += "  (as the spec has it)\n";
+    } else if !diff.is_empty() {
+        out += &format!("  differs from the spec: {}; `clusterlab reset SPEC` brings back the spec's\n", diff.join(", "));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -504,7 +527,7 @@ mod tests {
     use super::*;
     use crate::spec::{self, Source};
 
-    fn cluster(text: &str) -> Cluster {
+    pub(super) fn cluster(text: &str) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let src = Source::new(dir.path().join("c.yaml"), text);
         let spec = spec::parse(&src).unwrap();
@@ -530,7 +553,30 @@ mod tests {
         assert_eq!(pg3.slot.as_deref(), Some("pg3"));
         assert!(pg3.primary_conninfo.as_deref().unwrap().contains(&format!("host={}", p.leader().address)));
         assert_eq!(p.leader().downstream_slots, ["pg3"]);
-        assert_eq!(describe(&live), "pg2 leads, pg3 <- pg2; outside the topology: pg1");
+        let t = tree(&live, &Live::of(&c.plan));
+        assert_eq!(
+            t,
+            "live topology:\n  pg2 (leader)\n  └─ pg3\n  pg1: outside the topology (`clusterlab rejoin SPEC pg1`)\n  differs from the spec: pg2 leads instead of pg1, pg3 follows pg2 instead of pg1; `clusterlab reset SPEC` brings back the spec's\n"
+        );
+    }
+
+    #[test]
+    fn a_sync_leader_left_alone_runs_async_until_a_follower_rejoins() {
+        let c = cluster("name: c\nversion: \"12\"\nprovider: docker\nreplication:\n  mode: sync\ntopology:\n  followers: 2\n");
+        let alone = Live { leader: "pg3".into(), upstreams: BTreeMap::new(), detached: vec!["pg1".into(), "pg2".into()] };
+        assert_eq!(c.live_plan(&alone).unwrap().synchronous_standby_names, None, "no standby can be synchronous");
+        let back = Live { upstreams: [("pg1".to_string(), "pg3".to_string())].into_iter().collect(), detached: vec!["pg2".into()], ..alone };
+        assert_eq!(c.live_plan(&back).unwrap().synchronous_standby_names.as_deref(), Some("FIRST 1 (\"pg1\")"));
+    }
+
+    #[test]
+    fn the_tree_draws_cascades_and_says_when_nothing_differs() {
+        let live = Live {
+            leader: "a".into(),
+            upstreams: [("b", "a"), ("c", "b"), ("d", "a")].into_iter().map(|(x, y)| (x.to_string(), y.to_string())).collect(),
+            detached: vec![],
+        };
+        assert_eq!(tree(&live, &live), "live topology:\n  a (leader)\n  ├─ b\n  │  └─ c\n  └─ d\n  (as the spec has it)\n");
     }
 
     #[test]

@@ -145,7 +145,14 @@ impl Session<'_> {
             let phase = format!("step {}", step.name);
             interrupted(&phase)?;
             let output = self.timed(r, &phase, || run_step(&self.ctx, cluster, step, &phase))?;
-            let how = if !real && step.sql.is_some() { " (dry run: SQL not sent)" } else { "" };
+            let how = if !real && step.sql.is_some() {
+                " (dry run: SQL not sent)".to_string()
+            } else if step.drill.is_some() || step.expect.is_some() {
+                // What a drill found (rows lost, the backup taken) belongs on the progress line.
+                output.lines().next().filter(|l| !l.is_empty()).map(|l| format!(": {l}")).unwrap_or_default()
+            } else {
+                String::new()
+            };
             self.note(r, &format!("{phase}: ok{how}"));
             if !output.trim().is_empty() {
                 r.log.push(tail(&output, TAIL_LINES));
