@@ -99,7 +99,7 @@ for w in $what; do
         row "destroy" "$(secs "$CL" -q destroy "$spec")" ""
       done ;;
     drills)
-      spec=bench/specs/pg15-docker.yaml
+      spec=bench/specs/pg15-docker-drills.yaml
       "$CL" -q destroy "$spec" >/dev/null 2>&1 || true
       "$CL" -q up "$spec"
       row "**drills (docker, PostgreSQL 15, 3 nodes)**" "" ""
@@ -108,6 +108,15 @@ for w in $what; do
       row "rejoin pg1 (pg_rewind, verify)" "$(secs "$CL" -q rejoin "$spec" pg1)" ""
       row "switchover back to pg1 (clean stop, catch-up, verify)" "$(secs "$CL" -q switchover "$spec" pg1)" ""
       row "reset after the drill (data), with verify" "$(secs "$CL" -q reset "$spec")" ""
+      row "backup of the fresh cluster (to the host)" "$(secs "$CL" -q backup "$spec" --name bench)" ""
+      "$CL" -q sql "$spec" "CREATE TABLE t AS SELECT 1 AS x"
+      target=$("$CL" -q sql "$spec" "SELECT now()")
+      "$CL" -q sql "$spec" "INSERT INTO t VALUES (2)"
+      row "restore pg3 to a target time (verify)" "$(secs "$CL" -q restore "$spec" bench --node pg3 --target-time "$target")" ""
+      [ "$("$CL" -q sql --node pg3 "$spec" "SELECT string_agg(x::text, ',') FROM t")" = 1 ] || { echo "bench: the restore did not stop at the target" >&2; exit 1; }
+      row "rejoin pg1 after the restore (pg_rewind)" "$(secs "$CL" -q rejoin "$spec" pg1)" ""
+      row "writes start (200 rows acknowledged)" "$(secs "$CL" -q writes "$spec" start --min-rows 200)" ""
+      row "writes check" "$(secs "$CL" -q writes "$spec" check)" ""
       "$CL" -q destroy "$spec" ;;
     matrix)
       row "**matrix (3 docker cells: 13, 15, 17)**" "" ""

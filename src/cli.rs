@@ -325,7 +325,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 None => live.leader(),
             };
             let mut client = crate::verify::connect(n, &c.workdir.lab_password()?, &c.plan, Duration::from_secs(5))?;
-            let messages = client.simple_query(&sql).map_err(|e| Error::Verify(format!("{}: {e}", n.name)))?;
+            let messages = client.simple_query(&sql).map_err(|e| Error::Verify(format!("{}: {}", n.name, crate::verify::pg_message(&e))))?;
             for m in messages {
                 if let postgres::SimpleQueryMessage::Row(row) = m {
                     let cols: Vec<&str> = (0..row.len()).map(|i| row.get(i).unwrap_or("")).collect();

@@ -287,7 +287,7 @@ fn verify_within(plan: &Plan, password: &str, timeout: Duration) -> Report {
 }
 
 fn pg(e: postgres::Error) -> Error {
-    Error::Verify(e.to_string())
+    Error::Verify(pg_message(&e))
 }
 
 fn finish(plan: &Plan, nodes: Vec<NodeReport>, start: Instant) -> Report {
