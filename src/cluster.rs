@@ -111,7 +111,7 @@ impl Cluster {
                 let names: Vec<&str> = wave.iter().map(|n| n.name.as_str()).collect();
                 st.enter(&self.workdir, "up", "provisioning", Some(&names.join(", ")))?;
                 ctx.progress(start, &format!("provisioning {}", names.join(", ")));
-                parallel(&wave, |n| vagrant.provision(&n.name))?;
+                parallel(&wave, |n| provider.provision(n))?;
             }
             if verify && ctx.runner.is_real() {
                 interrupted("up")?;
@@ -238,8 +238,8 @@ impl Cluster {
         self.recorded(&mut st, |st| {
             st.enter(&self.workdir, "destroy", "destroying", None)?;
             if self.workdir.path("Vagrantfile").is_file() {
-                ctx.progress(start, "vagrant destroy");
-                vagrant.destroy()?;
+                ctx.progress(start, &format!("removing the {} machines", self.plan.provider));
+                provider.destroy_machines()?;
             }
             for what in provider.remove_leftovers()? {
                 ctx.progress(start, &format!("removed leftover {what}"));

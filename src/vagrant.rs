@@ -21,6 +21,11 @@ pub struct Vagrant<'a> {
 /// long part, still runs in parallel.
 static NETWORKS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// This process's turn at creating or removing docker networks.
+pub fn networks_turn() -> std::sync::MutexGuard<'static, ()> {
+    NETWORKS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Vagrant<'_> {
     pub fn cmd<S: Into<String>>(&self, args: impl IntoIterator<Item = S>) -> Cmd {
         Cmd::new("vagrant", args).dir(&self.dir)
@@ -35,7 +40,7 @@ impl Vagrant<'_> {
     /// Starts every machine (in parallel where the provider can) without provisioning.
     pub fn up_no_provision(&self, provider: &str) -> Result<()> {
         // (VMs boot for minutes and their networks are libvirt's: no turn-taking there.)
-        let _networks = (provider == "docker").then(|| NETWORKS.lock().unwrap_or_else(|e| e.into_inner()));
+        let _networks = (provider == "docker").then(networks_turn);
         self.run(self.cmd(["up", "--no-provision", "--provider", provider]), "up").map(drop)
     }
 
@@ -44,7 +49,7 @@ impl Vagrant<'_> {
     }
 
     pub fn destroy(&self) -> Result<()> {
-        let _networks = NETWORKS.lock().unwrap_or_else(|e| e.into_inner());
+        let _networks = networks_turn();
         self.run(self.cmd(["destroy", "--force"]), "destroy").map(drop)
     }
 

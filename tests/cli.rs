@@ -51,11 +51,12 @@ fn dry_run_up_prints_the_vagrant_sequence_and_records_nothing() {
     let out = String::from_utf8(out).unwrap();
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines[0].ends_with("vagrant up --no-provision --provider docker)"), "{out}");
-    assert!(lines[1].ends_with("vagrant provision pg1)"), "{out}");
-    // The followers' wave runs in parallel, so in either order.
-    let mut rest: Vec<&str> = lines[2..4].to_vec();
-    rest.sort();
-    assert!(rest[0].ends_with("vagrant provision pg2)") && rest[1].ends_with("vagrant provision pg3)"), "{out}");
+    // docker: the provisioners' files and script through docker, not `vagrant provision`.
+    let run = |node: &str| lines.iter().position(|l| *l == format!("docker exec clusterlab-t1-{node} bash /tmp/clusterlab-provision.sh")).unwrap_or_else(|| panic!("{node}: {out}"));
+    let copied = lines.iter().position(|l| l.starts_with("docker cp ") && l.ends_with("clusterlab-t1-pg1:/tmp/clusterlab-provision.sh")).expect(&out);
+    assert!(copied < run("pg1"), "{out}");
+    // The followers' wave (in parallel, either order) after the leader.
+    assert!(run("pg1") < run("pg2") && run("pg1") < run("pg3"), "{out}");
     let work = d.path().join(".clusterlab/t1");
     assert!(!work.join("state.json").exists(), "a dry run must not record state");
     // The password never shows.
@@ -114,17 +115,20 @@ fn walk(p: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// A fake `vagrant` (and `docker`) that logs their arguments and fails
-/// `vagrant provision pg2` the way a failing provisioning script does.
+/// A fake `vagrant` and `docker` that log their arguments; docker fails pg2's
+/// provisioning script the way a failing one does.
 fn fake_tools(dir: &Path) -> PathBuf {
     let bin = dir.join("bin");
     fs::create_dir_all(&bin).unwrap();
     let log = dir.join("calls.log");
     let vagrant = format!(
-        "#!/bin/sh\necho \"vagrant $*\" >> {log}\nif [ \"$1 $2\" = \"provision pg2\" ]; then\n  echo '    pg2: clusterlab[pg2]: base backup from pg1'\n  echo '    pg2: clusterlab[pg2]: FAILED during: base backup from pg1' \n  exit 1\nfi\nexit 0\n",
+        "#!/bin/sh\necho \"vagrant $*\" >> {log}\nexit 0\n",
         log = log.display()
     );
-    let docker = format!("#!/bin/sh\necho \"docker $*\" >> {}\nexit 1\n", log.display());
+    let docker = format!(
+        "#!/bin/sh\necho \"docker $*\" >> {log}\ncase \"$1 $2 $3\" in\n  cp*|\"exec clusterlab-t1-pg1 \"*|\"exec clusterlab-t1-pg3 \"*|\"exec clusterlab-t1-pg2 rm\") exit 0 ;;\n  \"exec clusterlab-t1-pg2 bash\")\n    echo 'clusterlab[pg2]: base backup from pg1'\n    echo 'clusterlab[pg2]: FAILED during: base backup from pg1'\n    exit 1 ;;\nesac\nexit 1\n",
+        log = log.display()
+    );
     for (name, text) in [("vagrant", vagrant), ("docker", docker)] {
         let p = bin.join(name);
         fs::write(&p, text).unwrap();
@@ -163,7 +167,9 @@ fn failed_provisioning_names_node_and_step_and_status_explains_it() {
         .stdout(predicate::str::contains("clusterlab destroy SPEC"));
     clusterlab().env("PATH", path_with(&bin)).arg("destroy").arg(&p).assert().success();
     let calls = fs::read_to_string(d.path().join("calls.log")).unwrap();
-    assert!(calls.contains("vagrant destroy --force"), "{calls}");
+    // docker: the containers and the cluster's network directly, not through vagrant.
+    assert!(calls.contains("docker rm -f -v clusterlab-t1-pg1 clusterlab-t1-pg2 clusterlab-t1-pg3"), "{calls}");
+    assert!(calls.contains("docker network rm vagrant_network_"), "{calls}");
     // destroy also looks for containers vagrant may not know about.
     assert!(calls.contains("docker inspect clusterlab-t1-pg1"), "{calls}");
     assert!(!d.path().join(".clusterlab/t1").exists());

@@ -188,15 +188,20 @@ fn dry_run_brings_up_each_cell_in_its_own_workdir() {
     assert!(se.contains("3 of 3 cells, 2 at a time"), "{se}");
     for cell in ["pg13-f2-slots", "pg15-f2-slots", "pg17-f2-slots"] {
         let wd = shell_words::quote(&workdir(&dir, cell).display().to_string()).into_owned();
-        for cmd in ["vagrant up --no-provision --provider docker", "vagrant provision pg1", "vagrant provision pg2", "vagrant provision pg3", "vagrant destroy --force"] {
+        assert!(so.contains(&format!("docker rm -f -v clusterlab-{cell}-pg1 clusterlab-{cell}-pg2 clusterlab-{cell}-pg3")), "{so}");
+        for cmd in ["vagrant up --no-provision --provider docker"] {
             let line = format!("(cd {wd} && {cmd})");
+            assert_eq!(so.matches(&line).count(), 1, "{line} once in:\n{so}");
+        }
+        for node in ["pg1", "pg2", "pg3"] {
+            let line = format!("docker exec clusterlab-{cell}-{node} bash /tmp/clusterlab-provision.sh");
             assert_eq!(so.matches(&line).count(), 1, "{line} once in:\n{so}");
         }
         assert!(so.contains(&format!("docker exec clusterlab-{cell}-pg1 timeout 300 bash -c 'echo hello from the leader'")), "{so}");
         // Up before the step, the step before destroy.
         let up = so.find(&format!("(cd {wd} && vagrant up")).unwrap();
         let step = so.find(&format!("docker exec clusterlab-{cell}-pg1")).unwrap();
-        let destroy = so.find(&format!("(cd {wd} && vagrant destroy")).unwrap();
+        let destroy = so.find(&format!("docker rm -f -v clusterlab-{cell}-pg1")).unwrap();
         assert!(up < step && step < destroy, "{so}");
         assert!(se.contains(&format!("{cell}: verify skipped (dry run)")) && se.contains(&format!("{cell}: PASSED in")), "{se}");
     }
@@ -213,8 +218,9 @@ fn dry_run_brings_up_each_cell_in_its_own_workdir() {
 
 /// A bin directory with a fake `vagrant` and `docker` that log their calls to
 /// `$FAKE_LOG` (prefixed with the cell, from the working directory). vagrant
-/// fails `provision pg2` in the cell named by `$FAKE_FAIL_CELL`, and sleeps in
-/// `up` for `$FAKE_UP_SLEEP` seconds; `docker exec` runs the command here.
+/// sleeps in `up` for `$FAKE_UP_SLEEP` seconds; docker accepts the
+/// provisioning's copies and fails pg2's script in the cell named by
+/// `$FAKE_FAIL_CELL`; any other `docker exec` runs the command here.
 fn fake_bin(dir: &Path) -> PathBuf {
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
@@ -222,16 +228,25 @@ fn fake_bin(dir: &Path) -> PathBuf {
 cell=$(basename "$PWD")
 echo "$cell vagrant $*" >> "$FAKE_LOG"
 if [ "$1" = up ] && [ -n "$FAKE_UP_SLEEP" ]; then exec sleep "$FAKE_UP_SLEEP"; fi
-if [ "$cell" = "$FAKE_FAIL_CELL" ] && [ "$*" = "provision pg2" ]; then
-  echo "    pg2: clusterlab[pg2]: FAILED during: base backup from pg1"
-  exit 1
-fi
 echo "fake vagrant: $*"
 "#;
     let docker = r#"#!/bin/sh
 echo "- docker $*" >> "$FAKE_LOG"
 case "$1" in
-  exec) shift 2; exec "$@" ;;
+  cp) exit 0 ;;
+  exec)
+    case "$3 $4" in
+      "rm -rf") exit 0 ;;
+      "bash /tmp/clusterlab-provision.sh")
+        node=${2##*-}; cell=${2#clusterlab-}; cell=${cell%-*}
+        echo "clusterlab[$node]: provisioning"
+        if [ "$cell" = "$FAKE_FAIL_CELL" ] && [ "$node" = pg2 ]; then
+          echo "clusterlab[pg2]: FAILED during: base backup from pg1"
+          exit 1
+        fi
+        exit 0 ;;
+    esac
+    shift 2; exec "$@" ;;
   *) exit 1 ;;
 esac
 "#;
@@ -272,21 +287,21 @@ fn failing_cell_is_reported_with_its_output_and_destroyed() {
     let (out, calls, xml) = fake_run(&dir, "pg15-f2-slots", &["--jobs", "2"]);
     let (so, se) = (stdout(&out), stderr(&out));
     assert_eq!(out.status.code(), Some(1), "{se}");
-    assert!(se.contains("pg15-f2-slots: FAILED in") && se.contains("up: `vagrant provision pg2` failed (exit 1)"), "{se}");
+    assert!(se.contains("pg15-f2-slots: FAILED in") && se.contains("up: `docker exec clusterlab-pg15-f2-slots-pg2 bash /tmp/clusterlab-provision.sh` failed (exit 1)"), "{se}");
     assert!(so.contains("2 passed, 1 failed"), "{so}");
 
     // The failure, its phase and vagrant's output are in the JUnit report.
     assert_eq!(xml.matches("<testcase ").count(), 3, "{xml}");
     assert!(xml.contains(r#"failures="1""#), "{xml}");
-    assert!(xml.contains(r#"<failure message="up: `vagrant provision pg2` failed (exit 1)" type="up">"#), "{xml}");
+    assert!(xml.contains(r#"<failure message="up: `docker exec clusterlab-pg15-f2-slots-pg2 bash /tmp/clusterlab-provision.sh` failed (exit 1)" type="up">"#), "{xml}");
     assert!(xml.contains("clusterlab[pg2]: FAILED during: base backup from pg1"), "{xml}");
     assert!(xml.contains("provisioning of node pg2 failed during: base backup from pg1"), "the hint: {xml}");
 
     // The failed cell ran no step; every cell was destroyed, and its workdir removed.
-    assert!(calls.contains("pg15-f2-slots vagrant provision pg2"), "{calls}");
+    assert!(calls.contains("- docker exec clusterlab-pg15-f2-slots-pg2 bash /tmp/clusterlab-provision.sh"), "{calls}");
     assert!(!calls.contains("clusterlab-pg15-f2-slots-pg1 timeout"), "{calls}");
     for cell in ["pg13-f2-slots", "pg15-f2-slots", "pg17-f2-slots"] {
-        assert!(calls.contains(&format!("{cell} vagrant destroy --force")), "{cell}: {calls}");
+        assert!(calls.contains(&format!("- docker rm -f -v clusterlab-{cell}-pg1")), "{cell}: {calls}");
         assert!(!workdir(&dir, cell).exists(), "{cell}'s workdir is left");
     }
     assert!(calls.contains("- docker exec clusterlab-pg13-f2-slots-pg1 timeout 300 bash -c echo hello from the leader"), "{calls}");
@@ -327,8 +342,8 @@ fn keep_failed_leaves_the_cell_up_and_says_how_to_reach_it() {
     let (out, calls, _) = fake_run(&dir, "pg13-f2-slots", &["--keep-failed", "--filter", "pg13", "--filter", "pg15"]);
     let se = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{se}");
-    assert!(!calls.contains("pg13-f2-slots vagrant destroy"), "{calls}");
-    assert!(calls.contains("pg15-f2-slots vagrant destroy"), "{calls}");
+    assert!(!calls.contains("docker rm -f -v clusterlab-pg13-f2-slots"), "{calls}");
+    assert!(calls.contains("docker rm -f -v clusterlab-pg15-f2-slots"), "{calls}");
     assert!(!calls.contains("pg17"), "filtered out: {calls}");
     let spec = dir.path().join(".clusterlab/matrix-m/pg13-f2-slots.yaml");
     assert!(se.contains(&format!("`clusterlab ssh {} pg1`", spec.display())), "{se}");
@@ -378,7 +393,7 @@ fn sigterm_stops_new_cells_and_destroys_the_started_ones() {
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
 
     let calls = std::fs::read_to_string(&log).unwrap();
-    assert!(calls.contains("pg13-f2-slots vagrant destroy --force"), "{calls}");
+    assert!(calls.contains("docker rm -f -v clusterlab-pg13-f2-slots-pg1"), "{calls}");
     assert!(!calls.contains("pg15") && !calls.contains("pg17"), "{calls}");
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(xml.contains(r#"errors="1""#) && xml.matches("<skipped").count() == 2, "{xml}");

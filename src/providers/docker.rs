@@ -3,7 +3,7 @@
 use super::{blackholes, state_of, Env, Provider};
 use crate::error::{Error, Result};
 use crate::plan::Node;
-use crate::runner::{check, Cmd, Mode};
+use crate::runner::{check, check_with, Cmd, Mode};
 
 pub struct Docker<'a>(pub Env<'a>);
 
@@ -36,6 +36,45 @@ impl Provider for Docker<'_> {
         let mut a = vec!["exec", "-i", node.machine.as_str()];
         a.extend(args);
         Ok(self.docker(&a))
+    }
+
+    /// What the Vagrantfile's provisioners do, without vagrant: the same
+    /// files to the same places, the node's script run as root. A `vagrant
+    /// provision` costs about 4 s on top of the script (0.2 s for these calls).
+    fn provision(&self, node: &Node) -> Result<()> {
+        let env = &self.0;
+        let m = node.machine.as_str();
+        let hint = "is the container running? `clusterlab status SPEC`";
+        let to = |dest: &str| format!("{m}:{dest}");
+        check(env.runner, &self.docker(&["exec", m, "rm", "-rf", "/tmp/clusterlab-sql", "/tmp/clusterlab-provision.sh"]), &Mode::Capture, hint)?;
+        let copy = |src: &str, dest: &str| {
+            let path = env.workdir.path(src).display().to_string();
+            check(env.runner, &self.docker(&["cp", &path, &to(dest)]), &Mode::Capture, hint).map(drop)
+        };
+        copy("secrets/passwords", "/tmp/clusterlab-passwords")?;
+        if node.role == "leader" && !env.plan.sql.is_empty() {
+            copy("sql", "/tmp/clusterlab-sql")?;
+        }
+        copy(&format!("scripts/{}.sh", node.name), "/tmp/clusterlab-provision.sh")?;
+        let log = env.vagrant.logs.join(format!("provision-{}.log", node.name));
+        let mode = Mode::Stream { log: Some(log.clone()), quiet: env.vagrant.quiet };
+        check_with(env.runner, &self.docker(&["exec", m, "bash", "/tmp/clusterlab-provision.sh"]), &mode, |out| crate::vagrant::hint_for(&out.stdout, &log)).map(drop)
+    }
+
+    /// What `vagrant destroy` does here, in two docker calls instead of a
+    /// vagrant run (about 3 s): the containers with their volumes, then the
+    /// network vagrant made for the cluster's subnet, unless another
+    /// cluster's containers still use it (docker refuses then).
+    fn destroy_machines(&self) -> Result<()> {
+        let env = &self.0;
+        let _turn = crate::vagrant::networks_turn();
+        let mut args = vec!["rm", "-f", "-v"];
+        args.extend(env.plan.nodes.iter().map(|n| n.machine.as_str()));
+        // Missing containers are fine (remove_leftovers checks each afterwards).
+        env.runner.run(&self.docker(&args), &Mode::Capture)?;
+        let network = format!("vagrant_network_{}", env.plan.network);
+        env.runner.run(&self.docker(&["network", "rm", &network]), &Mode::Capture)?;
+        Ok(())
     }
 
     fn save_snapshots(&self) -> Result<()> {

@@ -39,6 +39,14 @@ pub trait Provider: Sync {
     fn exec_with_input_cmd(&self, node: &Node, args: &[&str]) -> Result<Cmd> {
         self.exec_cmd(node, args)
     }
+    /// Runs a node's provisioning (its files and script), on a machine that is up.
+    fn provision(&self, node: &Node) -> Result<()> {
+        self.env().vagrant.provision(&node.name)
+    }
+    /// Removes the machines (`vagrant destroy` unless the provider has a faster way).
+    fn destroy_machines(&self) -> Result<()> {
+        self.env().vagrant.destroy()
+    }
     /// Saves every machine's state as the known state.
     fn save_snapshots(&self) -> Result<()>;
     fn restore_snapshots(&self) -> Result<()>;
