@@ -171,34 +171,17 @@ if want matrix; then
   check "matrix: 9.4 and 10-18, --jobs 2" lab tests/e2e/matrix.sh
 fi
 
-# The libvirt specs as this host can run them: KVM where a KVM guest really
-# boots, else software emulation (what the specs in clusters/ say).
-LIBVIRT_DRIVER=qemu
-libvirt_spec() {
-  local spec=$1 out
-  if [ "$LIBVIRT_DRIVER" = qemu ]; then
-    echo "$spec"
-    return
-  fi
-  mkdir -p target/e2e-specs
-  out=target/e2e-specs/$(basename "$spec")
-  sed -e 's/driver: qemu/driver: kvm/' -e 's/cpu_mode: custom/cpu_mode: host-passthrough/' -e '/cpu_model:/d' "$spec" >"$out"
-  echo "$out"
-}
-
 if want libvirt; then
   setup "libvirt box bookworm-pg15" box --provider libvirt --release bookworm --postgres 15
-  kernel=$(find /var/lib/clusterlab-lab/vagrant.d/boxes/clusterlab-VAGRANTSLASH-bookworm-pg15 -name vmlinuz -print -quit)
-  LIBVIRT_DRIVER=$(lab/kvm-check.sh "$kernel" 2>/dev/null)
-  echo "=== libvirt VMs run with driver: $LIBVIRT_DRIVER ($([ "$LIBVIRT_DRIVER" = kvm ] && echo "a KVM guest booted" || echo "no KVM guest boots here: software emulation"))"
-  check_vm "libvirt e2e PostgreSQL 15 (both resets)" lab env E2E_RESETS="snapshot data" tests/e2e/cluster.sh "$(libvirt_spec clusters/pg15-libvirt.yaml)"
-  check_vm "libvirt interrupted up, destroy" lab tests/e2e/interrupt.sh "$(libvirt_spec clusters/pg15-libvirt.yaml)"
+  # KVM or software emulation: clusterlab finds out once (src/accel.rs) and `up` says which.
+  check_vm "libvirt e2e PostgreSQL 15 (both resets)" lab env E2E_RESETS="snapshot data" tests/e2e/cluster.sh clusters/pg15-libvirt.yaml
+  check_vm "libvirt interrupted up, destroy" lab tests/e2e/interrupt.sh clusters/pg15-libvirt.yaml
   setup "libvirt box bookworm-pg9.4 (cached build)" source_box libvirt
-  check_vm "libvirt e2e PostgreSQL 9.4, the headline spec (both resets)" lab env E2E_RESETS="snapshot data" tests/e2e/cluster.sh "$(libvirt_spec clusters/pg94-leader-2-followers.yaml)"
+  check_vm "libvirt e2e PostgreSQL 9.4, the headline spec (both resets)" lab env E2E_RESETS="snapshot data" tests/e2e/cluster.sh clusters/pg94-leader-2-followers.yaml
   setup "libvirt box bullseye-pg13" box --provider libvirt --release bullseye --postgres 13
-  check_vm "libvirt e2e PostgreSQL 13 (+ reprovision)" lab env E2E_REPROVISION=1 tests/e2e/cluster.sh "$(libvirt_spec clusters/pg13-libvirt.yaml)"
+  check_vm "libvirt e2e PostgreSQL 13 (+ reprovision)" lab env E2E_REPROVISION=1 tests/e2e/cluster.sh clusters/pg13-libvirt.yaml
   setup "libvirt box trixie-pg17" box --provider libvirt --release trixie --postgres 17
-  check_vm "libvirt drills PostgreSQL 17 (failover, rejoin)" lab tests/e2e/drills.sh "$(libvirt_spec clusters/pg17-libvirt.yaml)"
+  check_vm "libvirt drills PostgreSQL 17 (failover, rejoin)" lab tests/e2e/drills.sh clusters/pg17-libvirt.yaml
 fi
 
 finish

@@ -9,6 +9,14 @@ use crate::render::template_text;
 use crate::runner::{check, Cmd, Mode, Runner};
 use std::path::{Path, PathBuf};
 
+/// Where boxes, images, builds and the KVM probe's answer are kept.
+pub const DEFAULT_CACHE: &str = "/var/lib/clusterlab/cache";
+
+/// The cache as `box build` would use it (CLUSTERLAB_CACHE, else the default).
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("CLUSTERLAB_CACHE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEFAULT_CACHE))
+}
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct BoxArgs {
     /// Debian release to build from (default: the one for the --postgres major: the suite
@@ -26,7 +34,7 @@ pub struct BoxArgs {
     #[arg(long)]
     pub name: Option<String>,
     /// Cache for the downloaded root filesystem, compiled servers and built boxes.
-    #[arg(long, env = "CLUSTERLAB_CACHE", default_value = "/var/lib/clusterlab/cache")]
+    #[arg(long, env = "CLUSTERLAB_CACHE", default_value = DEFAULT_CACHE)]
     pub cache: PathBuf,
     /// A tar.gz of PostgreSQL server binaries to add (air-gapped labs, other majors).
     #[arg(long)]

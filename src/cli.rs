@@ -258,7 +258,11 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Render { spec, output } => {
             let c = load(&spec, output.as_deref().or(wd))?;
-            for p in c.render(cli.templates.as_deref())? {
+            let (files, accel) = c.render(cli.templates.as_deref(), !cli.dry_run)?;
+            if let Some(a) = accel {
+                eprintln!("{a}");
+            }
+            for p in files {
                 println!("{}", p.display());
             }
             Ok(0)

@@ -64,9 +64,20 @@ impl Cluster {
         Ok(Cluster { spec, src, plan, workdir })
     }
 
-    pub fn render(&self, templates: Option<&Path>) -> Result<Vec<PathBuf>> {
-        let files = Renderer::new(templates)?.render_plan(&self.plan)?;
-        self.workdir.write(&files, &self.plan)
+    /// Renders the Vagrantfile and scripts for this host: a libvirt spec that
+    /// leaves the driver to clusterlab gets KVM where it works (`accel`).
+    /// What was chosen, for the caller to say.
+    pub fn render(&self, templates: Option<&Path>, real: bool) -> Result<(Vec<PathBuf>, Option<String>)> {
+        let mut plan = self.plan.clone();
+        let note = crate::accel::settle(&mut plan, |b| {
+            if real {
+                crate::accel::probe_cached(&crate::boxbuild::cache_dir(), b)
+            } else {
+                crate::accel::Probe { kvm: false, why: "a dry run does not probe; software emulation assumed".into() }
+            }
+        });
+        let files = Renderer::new(templates)?.render_plan(&plan)?;
+        Ok((self.workdir.write(&files, &plan)?, note))
     }
 
     pub(crate) fn vagrant<'a>(&self, ctx: &'a Ctx) -> Vagrant<'a> {
@@ -98,12 +109,15 @@ impl Cluster {
     pub fn up(&self, ctx: &Ctx, verify: bool, baseline: Option<Method>) -> Result<()> {
         let start = Instant::now();
         let _lock = Lock::acquire(&self.workdir, &self.plan.name, "up")?;
-        self.render(ctx.templates.as_deref())?;
+        let (_, accel) = self.render(ctx.templates.as_deref(), ctx.runner.is_real())?;
         let mut st = self.state(ctx);
         let vagrant = self.vagrant(ctx);
         let provider = self.provider(ctx, &vagrant);
         self.recorded(&mut st, |st| {
             st.enter(&self.workdir, "up", "starting", None)?;
+            if let Some(a) = &accel {
+                ctx.progress(start, a);
+            }
             ctx.progress(start, &format!("starting {} {} machines", self.plan.nodes.len(), self.plan.provider));
             vagrant.up_no_provision(self.plan.provider)?;
             for wave in self.plan.waves() {

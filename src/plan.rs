@@ -180,6 +180,13 @@ pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
             "remove provider_options or set `provider: libvirt`",
         ));
     }
+    if let Some(d) = spec.provider_options.driver.as_deref().filter(|d| !["kvm", "qemu", "auto"].contains(d)) {
+        return Err(err(
+            "provider_options.driver",
+            format!("`{d}` is not a libvirt driver"),
+            "use kvm, qemu (software emulation) or auto (the default: KVM where a KVM guest boots here)",
+        ));
+    }
     if spec.resources.cpus == 0 || spec.resources.cpus > 64 {
         return Err(err("resources.cpus", format!("{} CPUs is out of range", spec.resources.cpus), "use 1 to 64"));
     }

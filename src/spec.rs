@@ -117,7 +117,8 @@ impl Default for Resources {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderOptions {
-    /// `kvm` or `qemu` (software emulation, for hosts where KVM guests do not boot).
+    /// `kvm`, `qemu` (software emulation), or `auto` (the default): KVM and
+    /// the host's CPU where a KVM guest boots on this host, else emulation.
     #[serde(default)]
     pub driver: Option<String>,
     /// e.g. `host-passthrough`, `host-model`, `custom`.
