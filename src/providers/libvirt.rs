@@ -1,6 +1,6 @@
 //! vagrant-libvirt: domains, reached with ssh; snapshots and the rest with virsh.
 
-use super::{ssh_cmd, state_of, Env, Provider, SNAPSHOT};
+use super::{close_ssh, ssh_cmd, state_of, Env, Provider, SNAPSHOT};
 use crate::error::Result;
 use crate::plan::Node;
 use crate::runner::{check, parallel, Cmd, Mode};
@@ -71,6 +71,7 @@ impl Provider for Libvirt<'_> {
     /// snapshot after ours when it took it. Where that fails (a stopped
     /// domain, an external snapshot), libvirt's own revert.
     fn restore_snapshots(&self) -> Result<()> {
+        close_ssh(&self.0);
         parallel(&self.0.plan.nodes, |n| {
             let running = self.machine_state(n).map(|s| s == "running").unwrap_or(false);
             if running {

@@ -1,7 +1,7 @@
 //! VirtualBox through vagrant: no fast path of its own here (no VirtualBox on
 //! the project's machines), so snapshots go through `vagrant snapshot`.
 
-use super::{ssh_cmd, Env, Provider, SNAPSHOT};
+use super::{close_ssh, ssh_cmd, Env, Provider, SNAPSHOT};
 use crate::error::{Error, Result};
 use crate::plan::Node;
 use crate::runner::Cmd;
@@ -30,6 +30,7 @@ impl Provider for Virtualbox<'_> {
     }
 
     fn restore_snapshots(&self) -> Result<()> {
+        close_ssh(&self.0);
         self.0.vagrant.snapshot_restore(SNAPSHOT)
     }
 
