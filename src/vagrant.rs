@@ -44,10 +44,6 @@ impl Vagrant<'_> {
         self.run(self.cmd(["up", "--no-provision", "--provider", provider]), "up").map(drop)
     }
 
-    pub fn provision(&self, node: &str) -> Result<()> {
-        self.run(self.cmd(["provision", node]), &format!("provision-{node}")).map(drop)
-    }
-
     pub fn destroy(&self) -> Result<()> {
         let _networks = networks_turn();
         self.run(self.cmd(["destroy", "--force"]), "destroy").map(drop)

@@ -51,9 +51,9 @@ fn dry_run_up_prints_the_vagrant_sequence_and_records_nothing() {
     let out = String::from_utf8(out).unwrap();
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines[0].ends_with("vagrant up --no-provision --provider docker)"), "{out}");
-    // docker: the provisioners' files and script through docker, not `vagrant provision`.
+    // The provisioners' files and script through docker exec, not `vagrant provision`.
     let run = |node: &str| lines.iter().position(|l| *l == format!("docker exec clusterlab-t1-{node} bash /tmp/clusterlab-provision.sh")).unwrap_or_else(|| panic!("{node}: {out}"));
-    let copied = lines.iter().position(|l| l.starts_with("docker cp ") && l.ends_with("clusterlab-t1-pg1:/tmp/clusterlab-provision.sh")).expect(&out);
+    let copied = lines.iter().position(|l| *l == "docker exec -i clusterlab-t1-pg1 sh -c 'cat > /tmp/clusterlab-provision.sh'").expect(&out);
     assert!(copied < run("pg1"), "{out}");
     // The followers' wave (in parallel, either order) after the leader.
     assert!(run("pg1") < run("pg2") && run("pg1") < run("pg3"), "{out}");
@@ -126,7 +126,7 @@ fn fake_tools(dir: &Path) -> PathBuf {
         log = log.display()
     );
     let docker = format!(
-        "#!/bin/sh\necho \"docker $*\" >> {log}\ncase \"$1 $2 $3\" in\n  cp*|\"exec clusterlab-t1-pg1 \"*|\"exec clusterlab-t1-pg3 \"*|\"exec clusterlab-t1-pg2 rm\") exit 0 ;;\n  \"exec clusterlab-t1-pg2 bash\")\n    echo 'clusterlab[pg2]: base backup from pg1'\n    echo 'clusterlab[pg2]: FAILED during: base backup from pg1'\n    exit 1 ;;\nesac\nexit 1\n",
+        "#!/bin/sh\necho \"docker $*\" >> {log}\ncase \"$1 $2 $3\" in\n  \"exec -i \"*|\"exec clusterlab-t1-pg1 \"*|\"exec clusterlab-t1-pg3 \"*) exit 0 ;;\n  \"exec clusterlab-t1-pg2 bash\")\n    echo 'clusterlab[pg2]: base backup from pg1'\n    echo 'clusterlab[pg2]: FAILED during: base backup from pg1'\n    exit 1 ;;\nesac\nexit 1\n",
         log = log.display()
     );
     for (name, text) in [("vagrant", vagrant), ("docker", docker)] {

@@ -233,11 +233,10 @@ echo "fake vagrant: $*"
     let docker = r#"#!/bin/sh
 echo "- docker $*" >> "$FAKE_LOG"
 case "$1" in
-  cp) exit 0 ;;
   exec)
-    case "$3 $4" in
-      "rm -rf") exit 0 ;;
-      "bash /tmp/clusterlab-provision.sh")
+    case "$2 $3 $4" in
+      "-i "*) exit 0 ;;
+      *" bash /tmp/clusterlab-provision.sh")
         node=${2##*-}; cell=${2#clusterlab-}; cell=${cell%-*}
         echo "clusterlab[$node]: provisioning"
         if [ "$cell" = "$FAKE_FAIL_CELL" ] && [ "$node" = pg2 ]; then

@@ -3,7 +3,7 @@
 use super::{blackholes, state_of, Env, Provider};
 use crate::error::{Error, Result};
 use crate::plan::Node;
-use crate::runner::{check, check_with, Cmd, Mode};
+use crate::runner::{check, Cmd, Mode};
 
 pub struct Docker<'a>(pub Env<'a>);
 
@@ -36,29 +36,6 @@ impl Provider for Docker<'_> {
         let mut a = vec!["exec", "-i", node.machine.as_str()];
         a.extend(args);
         Ok(self.docker(&a))
-    }
-
-    /// What the Vagrantfile's provisioners do, without vagrant: the same
-    /// files to the same places, the node's script run as root. A `vagrant
-    /// provision` costs about 4 s on top of the script (0.2 s for these calls).
-    fn provision(&self, node: &Node) -> Result<()> {
-        let env = &self.0;
-        let m = node.machine.as_str();
-        let hint = "is the container running? `clusterlab status SPEC`";
-        let to = |dest: &str| format!("{m}:{dest}");
-        check(env.runner, &self.docker(&["exec", m, "rm", "-rf", "/tmp/clusterlab-sql", "/tmp/clusterlab-provision.sh"]), &Mode::Capture, hint)?;
-        let copy = |src: &str, dest: &str| {
-            let path = env.workdir.path(src).display().to_string();
-            check(env.runner, &self.docker(&["cp", &path, &to(dest)]), &Mode::Capture, hint).map(drop)
-        };
-        copy("secrets/passwords", "/tmp/clusterlab-passwords")?;
-        if node.role == "leader" && !env.plan.sql.is_empty() {
-            copy("sql", "/tmp/clusterlab-sql")?;
-        }
-        copy(&format!("scripts/{}.sh", node.name), "/tmp/clusterlab-provision.sh")?;
-        let log = env.vagrant.logs.join(format!("provision-{}.log", node.name));
-        let mode = Mode::Stream { log: Some(log.clone()), quiet: env.vagrant.quiet };
-        check_with(env.runner, &self.docker(&["exec", m, "bash", "/tmp/clusterlab-provision.sh"]), &mode, |out| crate::vagrant::hint_for(&out.stdout, &log)).map(drop)
     }
 
     /// What `vagrant destroy` does here, in two docker calls instead of a

@@ -12,7 +12,7 @@ mod virtualbox;
 
 use crate::error::{Error, Result};
 use crate::plan::{Node, Plan};
-use crate::runner::{check, parallel, Cmd, Mode, Output, Runner};
+use crate::runner::{check, check_with, parallel, Cmd, Mode, Output, Runner};
 use crate::vagrant::Vagrant;
 use crate::workdir::Workdir;
 
@@ -39,9 +39,28 @@ pub trait Provider: Sync {
     fn exec_with_input_cmd(&self, node: &Node, args: &[&str]) -> Result<Cmd> {
         self.exec_cmd(node, args)
     }
-    /// Runs a node's provisioning (its files and script), on a machine that is up.
+    /// Runs a node's provisioning (its files and script), on a machine that
+    /// is up: what the Vagrantfile's provisioners do, through `exec`, without
+    /// a `vagrant provision` (4.2 s for a no-op one on docker, on top of the
+    /// script; these calls take 0.2 s). `vagrant provision` still works.
     fn provision(&self, node: &Node) -> Result<()> {
-        self.env().vagrant.provision(&node.name)
+        let env = self.env();
+        let hint = format!("is node {} running? `clusterlab status SPEC`", node.name);
+        let send = |src: std::path::PathBuf, remote: &str| -> Result<()> {
+            check(env.runner, &self.exec_with_input_cmd(node, &["sh", "-c", remote])?, &Mode::FromFile(src), &hint).map(drop)
+        };
+        // The passwords readable by root only, from the first byte on.
+        send(env.workdir.path("secrets/passwords"), "umask 077 && cat > /tmp/clusterlab-passwords")?;
+        if node.role == "leader" && !env.plan.sql.is_empty() {
+            let tar = env.workdir.path("sql.tar");
+            let pack = Cmd::new("tar", ["-cf".to_string(), tar.display().to_string(), "-C".into(), env.workdir.path("sql").display().to_string(), ".".into()]);
+            check(env.runner, &pack, &Mode::Capture, "")?;
+            send(tar, "rm -rf /tmp/clusterlab-sql && mkdir -p /tmp/clusterlab-sql && tar -C /tmp/clusterlab-sql -xf -")?;
+        }
+        send(env.workdir.path(format!("scripts/{}.sh", node.name)), "cat > /tmp/clusterlab-provision.sh")?;
+        let log = env.vagrant.logs.join(format!("provision-{}.log", node.name));
+        let mode = Mode::Stream { log: Some(log.clone()), quiet: env.vagrant.quiet };
+        check_with(env.runner, &self.exec_cmd(node, &["bash", "/tmp/clusterlab-provision.sh"])?, &mode, |out| crate::vagrant::hint_for(&out.stdout, &log)).map(drop)
     }
     /// Removes the machines (`vagrant destroy` unless the provider has a faster way).
     fn destroy_machines(&self) -> Result<()> {
