@@ -8,6 +8,17 @@ use crate::runner::{check, parallel, Cmd, Mode};
 pub struct Libvirt<'a>(pub Env<'a>);
 
 impl Libvirt<'_> {
+    /// A loaded snapshot leaves the guest clock where it was when the
+    /// snapshot was taken (minutes or days behind); the guest agent sets it to
+    /// the host's. A box without the agent keeps the old time (logged).
+    fn set_clock(&self, n: &Node) {
+        match self.0.runner.run(&self.virsh(&["domtime", &n.machine, "--now"]), &Mode::Capture) {
+            Ok(out) if out.ok() => {}
+            Ok(out) => tracing::info!(node = %n.name, "guest clock not set (no guest agent in the box?): {}", out.stderr.trim()),
+            Err(e) => tracing::info!(node = %n.name, "guest clock not set: {e}"),
+        }
+    }
+
     fn virsh(&self, args: &[&str]) -> Cmd {
         // vagrant-libvirt's default connection; virsh alone would pick
         // qemu:///session for a non-root user.
@@ -79,12 +90,15 @@ impl Provider for Libvirt<'_> {
                 let out = self.0.runner.run(&self.virsh(&["qemu-monitor-command", &n.machine, "--hmp", &loadvm]), &Mode::Capture)?;
                 // HMP reports errors as text with exit 0; success prints nothing.
                 if out.ok() && out.stdout.trim().is_empty() {
+                    self.set_clock(n);
                     return Ok(out);
                 }
                 tracing::debug!(node = %n.name, out = %out.stdout.trim(), "loadvm did not work; reverting through libvirt");
             }
             let cmd = self.virsh(&["snapshot-revert", &n.machine, SNAPSHOT, "--running"]);
-            check(self.0.runner, &cmd, &Mode::Capture, "is there a known state? `clusterlab status SPEC`; `clusterlab up SPEC` takes one")
+            let out = check(self.0.runner, &cmd, &Mode::Capture, "is there a known state? `clusterlab status SPEC`; `clusterlab up SPEC` takes one")?;
+            self.set_clock(n);
+            Ok(out)
         })?;
         Ok(())
     }

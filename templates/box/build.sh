@@ -129,9 +129,10 @@ base_pkgs+=("${extra_packages[@]}")
 if [ "$CL_PROVIDER" = libvirt ]; then
   # A VM boots it: kernel (+ initramfs-tools by dependency), systemd as init, udev for the
   # virtio devices, ifupdown + dhclient for eth0 (vagrant's Debian guest code writes
-  # /etc/network/interfaces for private networks).
+  # /etc/network/interfaces for private networks), and the QEMU guest agent (udev starts
+  # it when its virtio port appears): a snapshot reset sets the guest clock through it.
   flavour=vm
-  extra_pkgs=(linux-image-amd64 systemd-sysv udev ifupdown isc-dhcp-client)
+  extra_pkgs=(linux-image-amd64 systemd-sysv udev ifupdown isc-dhcp-client qemu-guest-agent)
 else
   # A container runs sshd as its only process: no init, no kernel.
   flavour=ct

@@ -96,6 +96,15 @@ for method in $resets; do
       fail "rows written after up survived the reset ($method) on $n"
   done
   say "reset ($method) removed the rows written after up on every node"
+  if [ "$method" = snapshot ]; then
+    # A loaded snapshot brings back the clock of the moment it was taken (the
+    # up, minutes ago): the reset must set each guest clock to the host's.
+    for n in $(field '" ".join(n["name"] for n in p["nodes"])'); do
+      skew=$(( $(date +%s) - $("$CL" sql "$spec" --node "$n" "SELECT extract(epoch FROM now())::bigint") ))
+      [ "${skew#-}" -le 5 ] || fail "after the snapshot reset $n's clock is ${skew} s off the host's"
+    done
+    say "after the snapshot reset every guest clock is within 5 s of the host's"
+  fi
   "$CL" sql "$spec" "CREATE TABLE e2e_after_up AS SELECT 1 AS x" # dirty it again for the next method
   "$CL" -q verify "$spec"
 done

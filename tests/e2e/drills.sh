@@ -135,6 +135,12 @@ if [ "$(field 'p["archive"]')" = True ]; then
   "$CL" -q verify "$spec"
   [ "$(sql --node "$leader" "SELECT count(*) FROM pitr")" = 1 ] || fail "$leader did not come back on the restored history"
   say "PITR of $f2 to the time between the two rows: row 1 there, row 2 not; $f1 and $leader follow it again"
+  # A standby rebuilt from the backup: the archive carries it across the
+  # restore's new timeline, then it streams from the leader.
+  "$CL" restore "$spec" b1 --node "$f1" --as follower
+  "$CL" -q verify "$spec"
+  [ "$(sql --node "$f1" "SELECT count(*) FROM pitr")" = 1 ] || fail "$f1, restored as a follower, is not on the leader's history"
+  say "restore --as follower: $f1 follows $f2 again, started from b1"
 else
   if "$CL" restore "$spec" b1 --node "$f2" --target-name x 2>/tmp/drills-err.$$; then fail "PITR without an archive was accepted"; fi
   grep -q "needs the WAL archive" /tmp/drills-err.$$ || fail "PITR without archive: unclear error: $(cat /tmp/drills-err.$$)"
