@@ -35,16 +35,22 @@ pub struct Report {
 }
 
 pub fn connect(node: &Node, password: &str, plan: &Plan, timeout: Duration) -> Result<postgres::Client> {
+    connect_as(&node.address, plan.lab_user, password, plan.lab_database, "clusterlab", timeout)
+        .map_err(|e| Error::Verify(format!("cannot connect to {} ({}): {e}", node.name, node.address)))
+}
+
+/// The lab's connection to a node's PostgreSQL (port 5432, no TLS), for
+/// callers that have no plan at hand (the background writer).
+pub fn connect_as(host: &str, user: &str, password: &str, database: &str, app: &str, timeout: Duration) -> std::result::Result<postgres::Client, postgres::Error> {
     postgres::Config::new()
-        .host(&node.address)
+        .host(host)
         .port(5432)
-        .user(plan.lab_user)
+        .user(user)
         .password(password)
-        .dbname(plan.lab_database)
-        .application_name("clusterlab")
+        .dbname(database)
+        .application_name(app)
         .connect_timeout(timeout)
         .connect(postgres::NoTls)
-        .map_err(|e| Error::Verify(format!("cannot connect to {} ({}): {e}", node.name, node.address)))
 }
 
 /// What a PostgreSQL error says: the server's message where there is one

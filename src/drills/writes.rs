@@ -193,15 +193,7 @@ pub fn worker(dir: &Path) -> Result<i32> {
     let (target, acked, _, _) = paths(dir);
     let text = std::fs::read_to_string(&target).map_err(|e| Error::io(&target, e))?;
     let t: Target = serde_json::from_str(&text).map_err(|e| Error::usage(format!("{}: {e}", target.display()), "run `clusterlab writes SPEC start`"))?;
-    let mut client = postgres::Config::new()
-        .host(&t.host)
-        .port(5432)
-        .user(&t.user)
-        .password(&t.password)
-        .dbname(&t.database)
-        .application_name("clusterlab-writer")
-        .connect_timeout(Duration::from_secs(5))
-        .connect(postgres::NoTls)
+    let mut client = crate::verify::connect_as(&t.host, &t.user, &t.password, &t.database, "clusterlab-writer", Duration::from_secs(5))
         .map_err(|e| Error::Verify(format!("writer: cannot connect to {}: {e}", t.node)))?;
     client
         .batch_execute(&format!("DROP TABLE IF EXISTS {TABLE}; CREATE TABLE {TABLE} (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())"))
