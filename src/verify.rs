@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::plan::{Node, Plan};
 use crate::runner::parallel;
 use serde::Serialize;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -92,10 +93,35 @@ fn before<T: Send + 'static>(deadline: Instant, f: impl FnOnce() -> T + Send + '
     rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).ok()
 }
 
+/// Held closed by whoever must act before verify writes its test row (a
+/// snapshot reset setting the guest clocks); verify connects and reads the
+/// topology meanwhile.
+#[derive(Clone, Default)]
+pub struct Gate(Arc<(Mutex<bool>, Condvar)>);
+
+impl Gate {
+    pub fn open(&self) {
+        *self.0 .0.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.0 .1.notify_all();
+    }
+
+    fn wait(&self, deadline: Instant) {
+        let mut open = self.0 .0.lock().unwrap_or_else(|e| e.into_inner());
+        while !*open && Instant::now() < deadline {
+            open = self.0 .1.wait_timeout(open, deadline.saturating_duration_since(Instant::now())).unwrap_or_else(|e| e.into_inner()).0;
+        }
+    }
+}
+
 pub fn verify(plan: &Plan, password: &str, timeout: Duration) -> Report {
+    verify_gated(plan, password, timeout, None)
+}
+
+/// `verify`, whose test row waits for `gate` to open.
+pub fn verify_gated(plan: &Plan, password: &str, timeout: Duration, gate: Option<Gate>) -> Report {
     let start = Instant::now();
     let (p, pw) = (plan.clone(), password.to_string());
-    if let Some(report) = before(start + timeout + Duration::from_secs(2), move || verify_within(&p, &pw, timeout)) {
+    if let Some(report) = before(start + timeout + Duration::from_secs(2), move || verify_within(&p, &pw, timeout, gate)) {
         return report;
     }
     // Something never answered: name the nodes that do not answer a query.
@@ -124,7 +150,7 @@ pub fn verify(plan: &Plan, password: &str, timeout: Duration) -> Report {
     Report { cluster: plan.name.clone(), ok: false, elapsed_ms: start.elapsed().as_millis() as u64, nodes }
 }
 
-fn verify_within(plan: &Plan, password: &str, timeout: Duration) -> Report {
+fn verify_within(plan: &Plan, password: &str, timeout: Duration, gate: Option<Gate>) -> Report {
     let start = Instant::now();
     let deadline = start + timeout;
     let facts = &plan.facts;
@@ -186,6 +212,10 @@ fn verify_within(plan: &Plan, password: &str, timeout: Duration) -> Report {
         }
     });
     tracing::debug!(elapsed_ms = start.elapsed().as_millis() as u64, "streaming and slots settled");
+    if let Some(g) = gate {
+        g.wait(deadline);
+        tracing::debug!(elapsed_ms = start.elapsed().as_millis() as u64, "gate open");
+    }
     let per_node = match per_node {
         Ok(v) => v,
         Err(e) => {

@@ -1,7 +1,10 @@
 //! vagrant-libvirt: domains, reached with ssh; snapshots and the rest with virsh.
 
 use super::{close_ssh, ssh_cmd, state_of, Env, Provider, SNAPSHOT};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use std::time::{Duration, Instant};
 use crate::plan::Node;
 use crate::runner::{check, parallel, Cmd, Mode};
 
@@ -9,14 +12,74 @@ pub struct Libvirt<'a>(pub Env<'a>);
 
 impl Libvirt<'_> {
     /// A loaded snapshot leaves the guest clock where it was when the
-    /// snapshot was taken (minutes or days behind); the guest agent sets it to
-    /// the host's. A box without the agent keeps the old time (logged).
-    fn set_clock(&self, n: &Node) {
-        match self.0.runner.run(&self.virsh(&["domtime", &n.machine, "--now"]), &Mode::Capture) {
-            Ok(out) if out.ok() => {}
-            Ok(out) => tracing::info!(node = %n.name, "guest clock not set (no guest agent in the box?): {}", out.stderr.trim()),
-            Err(e) => tracing::info!(node = %n.name, "guest clock not set: {e}"),
+    /// snapshot was taken (minutes or days behind): set to the host's with
+    /// `date` through the guest agent. Not `virsh domtime`: the agent's
+    /// guest-set-time also writes the RTC with `hwclock`, which waits for a
+    /// second boundary (about a second under emulation).
+    fn set_clock(&self, n: &Node) -> Result<()> {
+        self.agent_run(n, "/bin/date", || {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            vec!["-u".into(), "-s".into(), format!("@{}.{:09}", now.as_secs(), now.subsec_nanos())]
+        })
+    }
+
+    /// Runs a command in the guest through the QEMU guest agent, as root:
+    /// right after `loadvm` the nodes' ssh masters are gone, and a fresh ssh
+    /// handshake costs 1.5 s under emulation, where an agent command is a
+    /// virsh round trip. The agent's port reconnects after a `loadvm`
+    /// (libvirt says "not responding" for 0.6-1.5 s here): retried for 10 s,
+    /// so what runs must be safe to run twice.
+    /// `args` is called at each attempt (a clock to set is read late).
+    fn agent_run(&self, n: &Node, path: &str, args: impl Fn() -> Vec<String>) -> Result<()> {
+        let hint = format!("is the QEMU guest agent running on {}? (the boxes clusterlab builds carry it)", n.name);
+        let what = format!("{}: {path}", n.name);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let out = loop {
+            let exec = serde_json::json!({"execute": "guest-exec", "arguments": {"path": path, "arg": args(), "capture-output": true}});
+            let out = self.0.runner.run(&self.virsh(&["qemu-agent-command", &n.machine, &exec.to_string()]), &Mode::Capture)?;
+            if out.ok() {
+                break out;
+            }
+            if Instant::now() >= deadline || !out.stderr.contains("not responding") {
+                return Err(Error::Verify(format!("{what}: the guest agent did not run it: {} ({hint})", out.stderr.trim())));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        if !self.0.runner.is_real() {
+            return Ok(());
         }
+        let pid = serde_json::from_str::<serde_json::Value>(&out.stdout).ok().and_then(|v| v["return"]["pid"].as_i64());
+        let Some(pid) = pid else {
+            return Err(Error::Verify(format!("{what}: the guest agent did not start it: {}", out.stdout.trim())));
+        };
+        let status = serde_json::json!({"execute": "guest-exec-status", "arguments": {"pid": pid}}).to_string();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = check(self.0.runner, &self.virsh(&["qemu-agent-command", &n.machine, &status]), &Mode::Capture, &hint)?;
+            let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_default();
+            let r = &v["return"];
+            if r["exited"].as_bool() == Some(true) {
+                if r["exitcode"].as_i64() == Some(0) {
+                    return Ok(());
+                }
+                let err = r["err-data"].as_str().and_then(|b| STANDARD.decode(b).ok()).map(|b| String::from_utf8_lossy(&b).trim().to_string());
+                return Err(Error::Verify(format!("{what} failed: {}", err.unwrap_or_default())));
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Verify(format!("{what} did not finish within 30 s")));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn take_snapshots(&self) -> Result<()> {
+        parallel(&self.0.plan.nodes, |n| {
+            // A previous baseline of the same name would make creation fail.
+            let _ = self.0.runner.run(&self.virsh(&["snapshot-delete", &n.machine, SNAPSHOT]), &Mode::Capture);
+            let cmd = self.virsh(&["snapshot-create-as", &n.machine, SNAPSHOT]);
+            check(self.0.runner, &cmd, &Mode::Capture, "libvirt could not snapshot the domain")
+        })?;
+        Ok(())
     }
 
     fn virsh(&self, args: &[&str]) -> Cmd {
@@ -64,14 +127,26 @@ impl Provider for Libvirt<'_> {
         ssh_cmd(&self.0, node, args)
     }
 
+    /// Taken with the replication timeouts off (`clusterlab-pg timeouts`):
+    /// loading it jumps the guest clocks forward by its age, which would end
+    /// every replication connection; `settle_restore` turns them on again.
     fn save_snapshots(&self) -> Result<()> {
-        parallel(&self.0.plan.nodes, |n| {
-            // A previous baseline of the same name would make creation fail.
-            let _ = self.0.runner.run(&self.virsh(&["snapshot-delete", &n.machine, SNAPSHOT]), &Mode::Capture);
-            let cmd = self.virsh(&["snapshot-create-as", &n.machine, SNAPSHOT]);
-            check(self.0.runner, &cmd, &Mode::Capture, "libvirt could not snapshot the domain")
-        })?;
-        Ok(())
+        parallel(&self.0.plan.nodes, |n| self.exec(n, &["clusterlab-pg", "timeouts", "off"]))?;
+        let saved = self.take_snapshots();
+        let on = parallel(&self.0.plan.nodes, |n| self.exec(n, &["clusterlab-pg", "timeouts", "on"]));
+        saved.and(on).map(drop)
+    }
+
+    fn sync_clocks(&self) -> Result<()> {
+        parallel(&self.0.plan.nodes, |n| self.set_clock(n)).map(drop)
+    }
+
+    fn restore_needs_settling(&self) -> bool {
+        true
+    }
+
+    fn settle_restore(&self) -> Result<()> {
+        parallel(&self.0.plan.nodes, |n| self.agent_run(n, "/usr/local/sbin/clusterlab-pg", || vec!["timeouts".into(), "on".into()])).map(drop)
     }
 
     /// Loads the internal snapshot inside the running qemu (HMP `loadvm`):
@@ -90,15 +165,12 @@ impl Provider for Libvirt<'_> {
                 let out = self.0.runner.run(&self.virsh(&["qemu-monitor-command", &n.machine, "--hmp", &loadvm]), &Mode::Capture)?;
                 // HMP reports errors as text with exit 0; success prints nothing.
                 if out.ok() && out.stdout.trim().is_empty() {
-                    self.set_clock(n);
                     return Ok(out);
                 }
                 tracing::debug!(node = %n.name, out = %out.stdout.trim(), "loadvm did not work; reverting through libvirt");
             }
             let cmd = self.virsh(&["snapshot-revert", &n.machine, SNAPSHOT, "--running"]);
-            let out = check(self.0.runner, &cmd, &Mode::Capture, "is there a known state? `clusterlab status SPEC`; `clusterlab up SPEC` takes one")?;
-            self.set_clock(n);
-            Ok(out)
+            check(self.0.runner, &cmd, &Mode::Capture, "is there a known state? `clusterlab status SPEC`; `clusterlab up SPEC` takes one")
         })?;
         Ok(())
     }

@@ -70,6 +70,21 @@ pub trait Provider: Sync {
     /// Saves every machine's state as the known state.
     fn save_snapshots(&self) -> Result<()>;
     fn restore_snapshots(&self) -> Result<()>;
+    /// After `restore_snapshots`, sets the guests' clocks to the host's
+    /// (a loaded snapshot keeps the time it was taken at).
+    fn sync_clocks(&self) -> Result<()> {
+        Ok(())
+    }
+    /// Whether `settle_restore` needs a row written after the restore to
+    /// have reached every follower first.
+    fn restore_needs_settling(&self) -> bool {
+        false
+    }
+    /// Puts back what a restored snapshot holds only for the restore's sake,
+    /// once a row written after it has reached every follower.
+    fn settle_restore(&self) -> Result<()> {
+        Ok(())
+    }
     /// The provider's word for a machine's state ("running", "shut off", "missing"...).
     fn machine_state(&self, node: &Node) -> Result<String>;
     /// Freezes a whole machine (processes, network and clock stop) or thaws it.
