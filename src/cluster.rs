@@ -227,9 +227,12 @@ impl Cluster {
             match method {
                 Method::Snapshot => provider.restore_snapshots()?,
                 _ => {
-                    parallel(&self.plan.nodes, |n| node_ctl(provider.as_ref(), n, "stop"))?;
-                    parallel(&self.plan.nodes, |n| node_ctl(provider.as_ref(), n, "restore"))?;
-                    self.start_in_order(provider.as_ref())?;
+                    // One call a node, all at once; a follower's waits for its
+                    // upstream (the known state has the spec's topology).
+                    parallel(&self.plan.nodes, |n| {
+                        let upstream = n.upstream.as_deref().and_then(|u| self.plan.node(u)).map(|u| u.address.as_str());
+                        provider.exec(n, &["clusterlab-pg", "reset", upstream.unwrap_or("")]).map(drop)
+                    })?;
                 }
             }
             // The known state has the spec's topology: whatever a drill changed is undone.
