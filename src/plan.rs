@@ -46,6 +46,8 @@ pub struct Plan {
     pub sync: bool,
     pub synchronous_standby_names: Option<String>,
     pub archive: bool,
+    /// libpq's sslmode for the replication connections (the spec's replication.ssl).
+    pub ssl_mode: &'static str,
     /// Extra postgresql.conf settings, sorted by name.
     pub settings: BTreeMap<String, String>,
     pub hba: Vec<String>,
@@ -75,6 +77,9 @@ pub struct Node {
     pub downstream_slots: Vec<String>,
     /// VM or container name, unique per cluster on the host.
     pub machine: String,
+    /// The private NIC's MAC on VMs (qemu's 52:54:00 prefix and the address's
+    /// last three bytes): provisioning finds the interface by it.
+    pub mac: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -82,6 +87,20 @@ pub struct SqlFile {
     pub source: PathBuf,
     /// Name inside the working directory's `sql/`: `01.sql`, `02.sql`...
     pub name: String,
+}
+
+pub fn ssl_mode(ssl: bool) -> &'static str {
+    if ssl {
+        "require"
+    } else {
+        "disable"
+    }
+}
+
+/// Unique within a cluster, whose addresses are; clusters never share a network.
+fn mac_for(address: &str) -> String {
+    let o: Vec<u8> = address.split('.').filter_map(|p| p.parse().ok()).collect();
+    format!("52:54:00:{:02x}:{:02x}:{:02x}", o[1], o[2], o[3])
 }
 
 impl Plan {
@@ -362,6 +381,7 @@ pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
                 depth,
                 downstream_slots: Vec::new(),
                 machine: format!("clusterlab-{}-{}", spec.name, d.name),
+                mac: mac_for(addr),
                 upstream,
             }
         })
@@ -371,7 +391,7 @@ pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
     for n in &mut nodes {
         n.upstream_address = n.upstream.as_ref().map(|u| by_name[u].clone());
         n.primary_conninfo = n.upstream_address.as_ref().map(|a| {
-            format!("host={a} port=5432 user={REPLICATION_USER} application_name={}", n.name)
+            format!("host={a} port=5432 user={REPLICATION_USER} sslmode={} application_name={}", ssl_mode(spec.replication.ssl), n.name)
         });
         n.downstream_slots = snapshot
             .iter()
@@ -457,6 +477,7 @@ pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
         sync: spec.replication.mode == Mode::Sync,
         synchronous_standby_names,
         archive: spec.replication.archive,
+        ssl_mode: ssl_mode(spec.replication.ssl),
         settings,
         hba: spec.pg_hba.clone(),
         sql,

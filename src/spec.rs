@@ -230,6 +230,12 @@ pub struct Replication {
     /// WAL archiving on the leader into /var/lib/postgresql/wal-archive.
     #[serde(default)]
     pub archive: bool,
+    /// TLS on the replication connections (walreceivers, base backups,
+    /// pg_rewind): `sslmode=require` instead of `disable`. Off by default:
+    /// the cluster's network is private, and under software emulation TLS
+    /// made a base backup take 11 s instead of 4.
+    #[serde(default)]
+    pub ssl: bool,
 }
 
 fn yes() -> bool {
@@ -238,7 +244,7 @@ fn yes() -> bool {
 
 impl Default for Replication {
     fn default() -> Self {
-        Replication { slots: true, mode: Mode::Async, synchronous_standby_names: None, archive: false }
+        Replication { slots: true, mode: Mode::Async, synchronous_standby_names: None, archive: false, ssl: false }
     }
 }
 

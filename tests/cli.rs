@@ -40,7 +40,7 @@ fn check_json_prints_the_plan() {
     let out = clusterlab().args(["check", "--json"]).arg(&p).assert().success().get_output().stdout.clone();
     let plan: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(plan["nodes"].as_array().unwrap().len(), 3);
-    assert_eq!(plan["nodes"][1]["primary_conninfo"], "host=10.60.0.10 port=5432 user=replicator application_name=pg2");
+    assert_eq!(plan["nodes"][1]["primary_conninfo"], "host=10.60.0.10 port=5432 user=replicator sslmode=disable application_name=pg2");
     assert_eq!(plan["facts"]["standby_config"], "standby.signal");
 }
 
