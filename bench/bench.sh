@@ -50,29 +50,48 @@ bench_provider() {
   "$CL" -q destroy "$spec" >/dev/null 2>&1 || true
   raw vagrant destroy -f >/dev/null 2>&1 || true
 
-  row "**$p**" "clusterlab" "raw vagrant"
+  # One cluster at a time: clusterlab's, then raw vagrant's, so neither is
+  # measured while the other's machines take the CPU (3 emulated VMs on 2
+  # cores are load enough).
+  local cl_up cl_verify cl_snap="-" cl_both="-" cl_data cl_destroy
   # up: all nodes provisioned and streaming, and the known state saved where
   # the provider can (raw docker has no way to save one).
-  local cl_up raw_up
   cl_up=$(secs "$CL" -q up "$spec")
+  cl_verify=$(median3 "$CL" -q verify "$spec")
+  if [ "$p" = libvirt ]; then
+    cl_snap=$(median5 "$CL" -q reset --method snapshot "$spec")
+    # The data-directory copies as well: provisioning again is a no-op.
+    cl_both=$(secs "$CL" -q up --baseline both "$spec")
+  fi
+  cl_data=$(median3 "$CL" -q reset --method data "$spec")
+  cl_destroy=$(secs "$CL" -q destroy "$spec")
+
+  local raw_up raw_verify raw_snap="-" raw_redo="-" raw_destroy
   if [ "$p" = docker ]; then
     raw_up=$(secs raw vagrant up --no-parallel)
   else
     raw_up=$(secs bash -c 'cd bench/raw && vagrant up --no-provision && vagrant provision pg1 && vagrant provision pg2 && vagrant provision pg3 && vagrant snapshot save --force known')
   fi
-  row "up (3 nodes, cold, known state saved)" "$cl_up" "$raw_up"
-  row "verify" "$(median3 "$CL" -q verify "$spec")" "$(median3 raw_verify)"
+  raw_verify=$(median3 raw_verify)
   if [ "$p" = libvirt ]; then
-    row "reset --method snapshot, with verify (median of 5)" "$(median5 "$CL" -q reset --method snapshot "$spec")" \
-      "$(median3 raw vagrant snapshot restore --no-provision known)"
-    # The data-directory copies as well: provisioning again is a no-op.
-    row "up again, adding data copies (--baseline both)" "$(secs "$CL" -q up --baseline both "$spec")" "-"
+    raw_snap=$(median3 raw vagrant snapshot restore --no-provision known)
+  else
+    raw_redo=$(secs bash -c 'cd bench/raw && vagrant destroy -f && vagrant up --no-parallel')
   fi
-  row "reset --method data, with verify" "$(median3 "$CL" -q reset --method data "$spec")" "-"
+  raw_destroy=$(secs raw vagrant destroy -f)
+
+  row "**$p**" "clusterlab" "raw vagrant"
+  row "up (3 nodes, cold, known state saved)" "$cl_up" "$raw_up"
+  row "verify" "$cl_verify" "$raw_verify"
+  if [ "$p" = libvirt ]; then
+    row "reset --method snapshot, with verify (median of 5)" "$cl_snap" "$raw_snap"
+    row "up again, adding data copies (--baseline both)" "$cl_both" "-"
+  fi
+  row "reset --method data, with verify" "$cl_data" "-"
   if [ "$p" = docker ]; then
-    row "reset by destroy + up (no snapshots)" "-" "$(secs bash -c 'cd bench/raw && vagrant destroy -f && vagrant up --no-parallel')"
+    row "reset by destroy + up (no snapshots)" "-" "$raw_redo"
   fi
-  row "destroy" "$(secs "$CL" -q destroy "$spec")" "$(secs raw vagrant destroy -f)"
+  row "destroy" "$cl_destroy" "$raw_destroy"
 }
 
 for w in $what; do
