@@ -41,6 +41,14 @@ baseline=()
 timed "$CL" up "${baseline[@]}" "$spec"
 saved_at=$(date +%s)
 timed "$CL" verify "$spec"
+# What the known state's replication timeouts are: a VM snapshot holds them
+# off for its own restore, and the reset must put these back.
+timeouts() {
+  for n in $(field '" ".join(n["name"] for n in p["nodes"])'); do
+    echo "$n $("$CL" sql "$spec" --node "$n" "SELECT current_setting('wal_sender_timeout') || ' ' || current_setting('wal_receiver_timeout')")"
+  done
+}
+timeouts_before=$(timeouts)
 
 # Idempotent provisioning, on the same cluster: a second `vagrant provision`
 # of every node changes no file clusterlab writes and restarts no server.
@@ -88,14 +96,6 @@ rm -f /tmp/e2e-broken.$$
 [ $rc = 3 ] || fail "verify of a broken cluster exited $rc, expected 3"
 say "verify caught the stopped follower $first_follower (exit 3)"
 
-# What the known state's replication timeouts are: a VM snapshot holds them
-# off for its own restore, and the reset must put these back.
-timeouts() {
-  for n in $(field '" ".join(n["name"] for n in p["nodes"])'); do
-    echo "$n $("$CL" sql "$spec" --node "$n" "SELECT current_setting('wal_sender_timeout') || ' ' || current_setting('wal_receiver_timeout')")"
-  done
-}
-timeouts_before=$(timeouts)
 for method in $resets; do
   opts=()
   [ "$method" = default ] || opts=(--method "$method")
