@@ -184,9 +184,17 @@ impl Provider for Libvirt<'_> {
         check(self.0.runner, &self.virsh(&[verb, &node.machine]), &Mode::Capture, &format!("libvirt could not {verb} the domain")).map(drop)
     }
 
+    /// Straight through virsh, nodes in parallel: `vagrant destroy` took
+    /// 7.7-8.7 s for three domains; vagrant's own records go with the
+    /// working directory.
+    fn destroy_machines(&self) -> Result<()> {
+        close_ssh(&self.0);
+        self.remove_leftovers().map(drop)
+    }
+
     fn remove_leftovers(&self) -> Result<Vec<String>> {
-        let mut removed = Vec::new();
-        for n in &self.0.plan.nodes {
+        let per_node = parallel(&self.0.plan.nodes, |n| {
+            let mut removed = Vec::new();
             if self.0.runner.run(&self.virsh(&["dominfo", &n.machine]), &Mode::Capture)?.ok() {
                 let _ = self.0.runner.run(&self.virsh(&["destroy", &n.machine]), &Mode::Capture);
                 let undefine = self.virsh(&["undefine", &n.machine, "--remove-all-storage", "--snapshots-metadata", "--managed-save"]);
@@ -199,7 +207,9 @@ impl Provider for Libvirt<'_> {
                 check(self.0.runner, &self.virsh(&["vol-delete", "--pool", "default", &vol]), &Mode::Capture, "libvirt could not delete the volume")?;
                 removed.push(format!("volume {vol}"));
             }
-        }
+            Ok(removed)
+        })?;
+        let mut removed: Vec<String> = per_node.into_iter().flatten().collect();
         removed.extend(self.remove_networks()?);
         Ok(removed)
     }
