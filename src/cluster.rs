@@ -243,7 +243,7 @@ impl Cluster {
                 // The guests' clocks are set while verify connects; its row,
                 // written after, reaches every follower; then what the
                 // snapshot held for the restore's sake is put back.
-                // Without `--verify` the row is still needed, unprinted.
+                // With `--no-verify` the row is still needed, unprinted.
                 st.enter(&self.workdir, "reset", "verifying", None)?;
                 let password = self.workdir.lab_password()?;
                 let plan = self.current_plan()?;

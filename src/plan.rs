@@ -558,6 +558,23 @@ mod tests {
     }
 
     #[test]
+    fn each_private_nic_gets_a_mac_from_its_address() {
+        let p = plan("name: a\nversion: 13\nnetwork: 10.9.8.0/24\ntopology:\n  leader: {address: 10.9.8.11}\n  followers: 2\n");
+        let macs: Vec<&str> = p.nodes.iter().map(|n| n.mac.as_str()).collect();
+        assert_eq!(macs, ["52:54:00:09:08:0b", "52:54:00:09:08:0a", "52:54:00:09:08:0c"]);
+    }
+
+    #[test]
+    fn replication_connections_use_tls_only_when_the_spec_asks() {
+        let off = plan("name: a\nversion: 15\n");
+        assert_eq!(off.ssl_mode, "disable");
+        assert!(off.nodes[1].primary_conninfo.as_deref().unwrap().contains(" sslmode=disable "));
+        let on = plan("name: a\nversion: 15\nreplication: {ssl: true}\n");
+        assert_eq!(on.ssl_mode, "require");
+        assert!(on.nodes[1].primary_conninfo.as_deref().unwrap().contains(" sslmode=require "));
+    }
+
+    #[test]
     fn sync_mode_lists_direct_undelayed_followers_in_the_majors_syntax() {
         let p = plan("name: s\nversion: 9.6\ntopology:\n  followers:\n    - {name: a}\n    - {name: b, apply_delay: 1h}\n    - {name: c, upstream: a}\nreplication: {mode: sync}\n");
         assert_eq!(p.synchronous_standby_names.as_deref(), Some(r#"1 ("a")"#));
