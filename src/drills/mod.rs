@@ -300,6 +300,32 @@ impl Cluster {
                 }
                 Handover::Split => {}
             }
+            // Asynchronous replication: a follower may have received WAL
+            // from the dead leader that NODE never got. NODE's timeline will
+            // fork where its replay ends; such a follower cannot stream from
+            // it and is rewound (or re-cloned) instead, its extra
+            // transactions gone, as in a real failover.
+            let mut diverged: Vec<String> = Vec::new();
+            if how == Handover::Failover {
+                let mut check = || -> Result<()> {
+                    let fork = self.replayed_lsn(machine(node))?;
+                    let mut client = crate::verify::connect(machine(node), &self.workdir.lab_password()?, &self.plan, Duration::from_secs(5))?;
+                    let ahead = format!("SELECT {}($1::text::pg_lsn, $2::text::pg_lsn) > 0", self.plan.facts.lsn_diff_fn);
+                    for f in live.upstreams.iter().filter(|(f, up)| **up == old && f.as_str() != node).map(|(f, _)| f) {
+                        let theirs = self.replayed_lsn(machine(f))?;
+                        let is_ahead: bool = client.query_one(ahead.as_str(), &[&theirs, &fork]).map_err(|e| Error::Verify(crate::verify::pg_message(&e)))?.get(0);
+                        if is_ahead {
+                            ctx.progress(start, &format!("{f} replayed WAL {node} never received ({theirs}; {node} ends at {fork}): it will be rewound"));
+                            diverged.push(f.clone());
+                        }
+                    }
+                    Ok(())
+                };
+                // A node that cannot be asked (frozen, cut off) is repointed as before.
+                if let Err(e) = check() {
+                    tracing::warn!("could not compare the followers' WAL with {node}'s ({e}); repointing them as they are");
+                }
+            }
             ctx.progress(start, &format!("promoting {node}"));
             node_ctl(p.as_ref(), machine(node), "promote")?;
             let leader = new_plan.node(node).expect("the new leader is in the live plan");
@@ -311,10 +337,18 @@ impl Cluster {
                 .iter()
                 .filter(|n| n.upstream.as_deref() == Some(node) && (n.name == old || live.upstreams.get(&n.name) == Some(&old)))
                 .collect();
-            for f in &moved {
+            for f in moved.iter().filter(|f| !diverged.contains(&f.name)) {
                 ctx.progress(start, &format!("{} follows {node}", f.name));
             }
-            crate::runner::parallel(&moved, |f| follow(p.as_ref(), machine(&f.name), f))?;
+            crate::runner::parallel(&moved, |f| {
+                if diverged.contains(&f.name) {
+                    let how = self.resync(ctx, start, p.as_ref(), f, leader, &new_plan)?;
+                    ctx.progress(start, &format!("{} follows {node} (by {how})", f.name));
+                    Ok(())
+                } else {
+                    follow(p.as_ref(), machine(&f.name), f)
+                }
+            })?;
             self.sync_names(p.as_ref(), &new_plan)?;
             st.live = Some(next.clone());
             st.enter(&self.workdir, op, "ready", None)?;
@@ -328,6 +362,62 @@ impl Cluster {
         };
         ctx.progress(start, &format!("{node} leads; {old} is {old_is}"));
         Ok(())
+    }
+
+    /// Makes a node whose history left the leader's (a former leader, or a
+    /// follower that got WAL the new leader never did) its follower again:
+    /// pg_rewind where the box has this major's (9.5+), else a fresh base
+    /// backup. Says which it did.
+    fn resync(&self, ctx: &Ctx, start: Instant, p: &dyn crate::providers::Provider, me: &plan::Node, leader: &plan::Node, new_plan: &Plan) -> Result<&'static str> {
+        let machine = |n: &str| self.plan.node(n).expect("nodes of the spec");
+        let node = me.name.as_str();
+        node_ctl(p, machine(node), "stop")?;
+        let rewound = self.plan.facts.has_pg_rewind && node_ctl(p, machine(node), "has-rewind").is_ok() && {
+            ctx.progress(start, &format!("pg_rewind {node} from {}", leader.name));
+            let source = format!("host={} port=5432 user={} dbname=postgres", leader.address, plan::REWIND_USER);
+            let r = node_ctl(p, machine(&leader.name), "checkpoint")
+                .and_then(|_| node_ctl(p, machine(node), "clean-shutdown"))
+                .and_then(|_| p.exec(machine(node), &["clusterlab-pg", "rewind", &source]).map(drop));
+            if let Err(e) = &r {
+                tracing::warn!("pg_rewind failed ({e}); taking a fresh base backup instead");
+            }
+            r.is_ok()
+        };
+        if !rewound {
+            ctx.progress(start, &format!("fresh base backup of {node} from {}", leader.name));
+            p.exec(machine(node), &["clusterlab-pg", "reclone", &leader.address])?;
+        }
+        follow(p, machine(node), me)?;
+        // Should pg_rewind still leave a node that cannot stream (before the
+        // checkpoint above it did, on 15: "no rewind required"), a fresh
+        // copy always can.
+        if rewound && !crate::verify::verify(new_plan, &self.workdir.lab_password()?, Duration::from_secs(20)).ok {
+            tracing::warn!("{node} does not stream after pg_rewind; taking a fresh base backup instead");
+            ctx.progress(start, &format!("{node} did not stream after pg_rewind: fresh base backup from {}", leader.name));
+            p.exec(machine(node), &["clusterlab-pg", "reclone", &leader.address])?;
+            follow(p, machine(node), me)?;
+            return Ok("a fresh base backup, after pg_rewind left it unable to stream");
+        }
+        Ok(if rewound { "pg_rewind" } else { "a fresh base backup" })
+    }
+
+    /// Where a standby's replay stands, once it has replayed what it
+    /// received (its upstream is gone, so nothing more arrives): up to 10 s.
+    fn replayed_lsn(&self, n: &plan::Node) -> Result<String> {
+        let f = &self.plan.facts;
+        // (After a reconnect the receive position restarts at a segment's
+        // start, behind the replay position.)
+        let sql = format!("SELECT {r}()::text, {v}() IS NULL OR {d}({v}(), {r}()) <= 0", r = f.replay_lsn_fn, v = f.receive_lsn_fn, d = f.lsn_diff_fn);
+        let mut client = crate::verify::connect(n, &self.workdir.lab_password()?, &self.plan, Duration::from_secs(5))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let row = client.query_one(sql.as_str(), &[]).map_err(|e| Error::Verify(format!("{}: {}", n.name, crate::verify::pg_message(&e))))?;
+            let (lsn, settled): (Option<String>, bool) = (row.get(0), row.get(1));
+            if settled || Instant::now() > deadline {
+                return Ok(lsn.unwrap_or_else(|| "0/0".into()));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Polls a standby until it has replayed everything it received (its
@@ -373,34 +463,7 @@ impl Cluster {
             if let Some(slot) = &me.slot {
                 p.exec(machine(&leader.name), &["clusterlab-pg", "slot", slot])?;
             }
-            node_ctl(p.as_ref(), machine(node), "stop")?;
-            let rewound = self.plan.facts.has_pg_rewind && node_ctl(p.as_ref(), machine(node), "has-rewind").is_ok() && {
-                ctx.progress(start, &format!("pg_rewind {node} from {}", leader.name));
-                let source = format!("host={} port=5432 user={} dbname=postgres", leader.address, plan::REWIND_USER);
-                let r = node_ctl(p.as_ref(), machine(&leader.name), "checkpoint")
-                    .and_then(|_| node_ctl(p.as_ref(), machine(node), "clean-shutdown"))
-                    .and_then(|_| p.exec(machine(node), &["clusterlab-pg", "rewind", &source]).map(drop));
-                if let Err(e) = &r {
-                    tracing::warn!("pg_rewind failed ({e}); taking a fresh base backup instead");
-                }
-                r.is_ok()
-            };
-            if !rewound {
-                ctx.progress(start, &format!("fresh base backup of {node} from {}", leader.name));
-                p.exec(machine(node), &["clusterlab-pg", "reclone", &leader.address])?;
-            }
-            follow(p.as_ref(), machine(node), me)?;
-            // Should pg_rewind still leave a node that cannot stream (before the
-            // checkpoint above it did, on 15: "no rewind required"), a fresh
-            // copy always can.
-            let mut how = if rewound { "pg_rewind" } else { "a fresh base backup" };
-            if rewound && !crate::verify::verify(&new_plan, &self.workdir.lab_password()?, Duration::from_secs(20)).ok {
-                tracing::warn!("{node} does not stream after pg_rewind; taking a fresh base backup instead");
-                ctx.progress(start, &format!("{node} did not stream after pg_rewind: fresh base backup from {}", leader.name));
-                p.exec(machine(node), &["clusterlab-pg", "reclone", &leader.address])?;
-                follow(p.as_ref(), machine(node), me)?;
-                how = "a fresh base backup, after pg_rewind left it unable to stream";
-            }
+            let how = self.resync(ctx, start, p.as_ref(), me, leader, &new_plan)?;
             self.sync_names(p.as_ref(), &new_plan)?;
             st.live = Some(next.clone());
             st.enter(&self.workdir, "rejoin", "ready", None)?;

@@ -164,6 +164,34 @@ status=$("$CL" status "$spec")
 [[ $status != *"live topology"* ]] || fail "reset left a live topology: $status"
 say "reset brought back $leader as the leader, thawed $f1 and removed the drill's rows"
 
+if [ -z "$sync" ]; then
+  # A follower ahead of the one promoted (asynchronous replication): $f1 is
+  # stopped while a table reaches $f2 only, the leader dies, $f1 starts
+  # again (with no upstream to stream from) and is promoted. (Not a
+  # partition: the killed leader's kernel still retransmits what its socket
+  # held once the routes are back, so $f1 may get the table after all.)
+  # $f2 has WAL $f1 never received and cannot stream from it: the promote
+  # must see that and rewind (or re-clone) $f2, whose extra table is gone,
+  # as it is from every surviving node in a real failover.
+  "$CL" fault "$spec" "$f1" stop
+  sql "CREATE TABLE ahead AS SELECT generate_series(1, 100) AS x"
+  for _ in $(seq 1 100); do
+    [ "$(sql --node "$f2" "SELECT to_regclass('ahead') IS NOT NULL")" = t ] && break
+    sleep 0.1
+  done
+  [ "$(sql --node "$f2" "SELECT to_regclass('ahead') IS NOT NULL")" = t ] || fail "the table did not reach $f2"
+  "$CL" fault "$spec" "$leader" kill
+  "$CL" fault "$spec" "$f1" heal
+  "$CL" promote "$spec" "$f1" 2>&1 | tee /tmp/drills-ahead.$$
+  grep -q "$f2 replayed WAL $f1 never received" /tmp/drills-ahead.$$ || fail "the promote did not notice that $f2 was ahead of $f1"
+  # (The promote's verify proved that $f2 streams from $f1 again.)
+  has_ahead() { sql --node "$1" "SELECT count(*) FROM pg_class WHERE relname = 'ahead'"; }
+  [ "$(has_ahead "$f2")" = "$(has_ahead "$f1")" ] || fail "$f2 and the new leader $f1 disagree on the table only $f2 and the dead leader had"
+  rm -f /tmp/drills-ahead.$$
+  say "a follower ahead of the promoted one was rewound onto its timeline and streams from it"
+  "$CL" -q reset "$spec"
+fi
+
 "$CL" destroy "$spec"
 trap - EXIT
 say "PASSED"
