@@ -169,10 +169,11 @@ fn recipe_cmd(script: &Path, env: &[(&str, String)]) -> Cmd {
     Cmd::new("env", args)
 }
 
-/// Writes the recipe `name` into the cache dir, where it runs, with the lib.sh it sources from
-/// its own directory; returns the recipe's path.
+/// Writes the recipe `name` into the cache dir, where it runs, with the files it takes from its
+/// own directory (lib.sh, which it sources; settle.pl, which goes into VM boxes); returns the
+/// recipe's path.
 fn write_recipe(cache: &Path, name: &str, templates: Option<&Path>) -> Result<PathBuf> {
-    for n in ["box/lib.sh", name] {
+    for n in ["box/lib.sh", "box/settle.pl", name] {
         let path = cache.join(n.trim_start_matches("box/"));
         std::fs::write(&path, template_text(n, templates)?).map_err(|e| Error::io(&path, e))?;
     }

@@ -19,6 +19,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("box/build.sh", include_str!("../templates/box/build.sh")),
     ("box/compile.sh", include_str!("../templates/box/compile.sh")),
     ("box/lib.sh", include_str!("../templates/box/lib.sh")),
+    ("box/settle.pl", include_str!("../templates/box/settle.pl")),
 ];
 
 /// Returns a template's text: the override in `dir` if there is one, else the built-in.

@@ -10,17 +10,71 @@ use crate::runner::{check, parallel, Cmd, Mode};
 
 pub struct Libvirt<'a>(pub Env<'a>);
 
+/// Where clusterlab-settle listens in the guests (`templates/box/settle.pl`).
+const SETTLE_PORT: u16 = 7432;
+
+fn now_arg() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    format!("{}.{:09}", now.as_secs(), now.subsec_nanos())
+}
+
 impl Libvirt<'_> {
     /// A loaded snapshot leaves the guest clock where it was when the
-    /// snapshot was taken (minutes or days behind): set to the host's with
-    /// `date` through the guest agent. Not `virsh domtime`: the agent's
-    /// guest-set-time also writes the RTC with `hwclock`, which waits for a
-    /// second boundary (about a second under emulation).
+    /// snapshot was taken (minutes or days behind): set to the host's by
+    /// clusterlab-settle, else with `date` through the guest agent. Not
+    /// `virsh domtime`: the agent's guest-set-time also writes the RTC with
+    /// `hwclock`, which waits for a second boundary (about a second under
+    /// emulation).
     fn set_clock(&self, n: &Node) -> Result<()> {
-        self.agent_run(n, "/bin/date", || {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-            vec!["-u".into(), "-s".into(), format!("@{}.{:09}", now.as_secs(), now.subsec_nanos())]
-        })
+        if self.settle(n, || format!("clock {}", now_arg()))? {
+            return Ok(());
+        }
+        self.agent_run(n, "/bin/date", || vec!["-u".into(), "-s".into(), format!("@{}", now_arg())])
+    }
+
+    /// One request to the node's clusterlab-settle, the helper clusterlab's
+    /// boxes run (`templates/box/settle.pl` says why it is faster than the
+    /// agent): `Ok(false)` when nothing listens there (another box, or a
+    /// known state saved before the helper existed), so the caller uses the
+    /// guest agent. `request` is called at each attempt (a clock to send is
+    /// read late).
+    fn settle(&self, n: &Node, request: impl Fn() -> String) -> Result<bool> {
+        use std::io::{BufRead, BufReader, Write};
+        if !self.0.runner.is_real() {
+            return Ok(false);
+        }
+        let addr = std::net::SocketAddr::new(n.address.parse().expect("the planner checked the address"), SETTLE_PORT);
+        // Right after `loadvm` a SYN can go unanswered: short attempts, for 5 s.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let stream = loop {
+            match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+                Ok(s) => break s,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return Ok(false),
+                Err(e) if Instant::now() >= deadline => {
+                    tracing::debug!(node = %n.name, error = %e, "clusterlab-settle did not answer; using the guest agent");
+                    return Ok(false);
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        };
+        let password = self.0.workdir.lab_password()?;
+        let failed = |e: std::io::Error| Error::Verify(format!("{}: clusterlab-settle on {addr}: {e}", n.name));
+        stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(failed)?;
+        let request = request();
+        (&stream).write_all(format!("{password} {request}\n").as_bytes()).map_err(failed)?;
+        let mut line = String::new();
+        BufReader::new(&stream).read_line(&mut line).map_err(failed)?;
+        match line.trim_end() {
+            "ok" => {
+                // The VM e2e counts these: the agent's path must not hide a broken helper.
+                tracing::debug!(node = %n.name, request = request.split(' ').next().unwrap_or(""), "done by clusterlab-settle");
+                Ok(true)
+            }
+            answer => Err(Error::Verify(format!(
+                "{}: clusterlab-settle said {answer:?} (its log: `journalctl -u clusterlab-settle` on the node)",
+                n.name
+            ))),
+        }
     }
 
     /// Runs a command in the guest through the QEMU guest agent, as root:
@@ -146,7 +200,13 @@ impl Provider for Libvirt<'_> {
     }
 
     fn settle_restore(&self) -> Result<()> {
-        parallel(&self.0.plan.nodes, |n| self.agent_run(n, "/usr/local/sbin/clusterlab-pg", || vec!["timeouts".into(), "on".into()])).map(drop)
+        parallel(&self.0.plan.nodes, |n| {
+            if self.settle(n, || "timeouts-on".into())? {
+                return Ok(());
+            }
+            self.agent_run(n, "/usr/local/sbin/clusterlab-pg", || vec!["timeouts".into(), "on".into()])
+        })
+        .map(drop)
     }
 
     /// Loads the internal snapshot inside the running qemu (HMP `loadvm`):
@@ -155,20 +215,19 @@ impl Provider for Libvirt<'_> {
     /// `snapshot-revert --running`, which starts a new qemu, plus about 3 s
     /// before the new tap passes traffic). libvirt named the qcow2 internal
     /// snapshot after ours when it took it. Where that fails (a stopped
-    /// domain, an external snapshot), libvirt's own revert.
+    /// domain has no monitor; an external snapshot), libvirt's own revert.
+    /// Tried without asking the domain's state first: that is one virsh
+    /// call less on the hot path.
     fn restore_snapshots(&self) -> Result<()> {
         close_ssh(&self.0);
         parallel(&self.0.plan.nodes, |n| {
-            let running = self.machine_state(n).map(|s| s == "running").unwrap_or(false);
-            if running {
-                let loadvm = format!("loadvm {SNAPSHOT}");
-                let out = self.0.runner.run(&self.virsh(&["qemu-monitor-command", &n.machine, "--hmp", &loadvm]), &Mode::Capture)?;
-                // HMP reports errors as text with exit 0; success prints nothing.
-                if out.ok() && out.stdout.trim().is_empty() {
-                    return Ok(out);
-                }
-                tracing::debug!(node = %n.name, out = %out.stdout.trim(), "loadvm did not work; reverting through libvirt");
+            let loadvm = format!("loadvm {SNAPSHOT}");
+            let out = self.0.runner.run(&self.virsh(&["qemu-monitor-command", &n.machine, "--hmp", &loadvm]), &Mode::Capture)?;
+            // HMP reports errors as text with exit 0; success prints nothing.
+            if out.ok() && out.stdout.trim().is_empty() {
+                return Ok(out);
             }
+            tracing::debug!(node = %n.name, out = %format!("{}{}", out.stdout.trim(), out.stderr.trim()), "loadvm did not work; reverting through libvirt");
             let cmd = self.virsh(&["snapshot-revert", &n.machine, SNAPSHOT, "--running"]);
             check(self.0.runner, &cmd, &Mode::Capture, "is there a known state? `clusterlab status SPEC`; `clusterlab up SPEC` takes one")
         })?;

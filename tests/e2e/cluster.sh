@@ -105,7 +105,19 @@ for method in $resets; do
     age=$(( $(date +%s) - saved_at ))
     [ "$age" -ge 20 ] || sleep $(( 20 - age ))
   fi
-  timed "$CL" reset "${opts[@]}" "$spec"
+  if [ "$method" = snapshot ] && [ "$provider" = libvirt ]; then
+    # Each node's clock and timeouts must have gone through the box's
+    # clusterlab-settle: the guest agent, the fallback for other boxes, would
+    # hide a helper that does not work.
+    RUST_LOG=clusterlab::providers::libvirt=debug timed "$CL" reset "${opts[@]}" "$spec" 2>/tmp/e2e-reset.$$
+    settled=$(grep -c "done by clusterlab-settle" /tmp/e2e-reset.$$ || true)
+    nodes=$(field 'len(p["nodes"])')
+    [ "$settled" = $((2 * nodes)) ] || { cat /tmp/e2e-reset.$$; rm -f /tmp/e2e-reset.$$; fail "clusterlab-settle did $settled of the $((2 * nodes)) requests (clock, timeouts) of the snapshot reset"; }
+    rm -f /tmp/e2e-reset.$$
+    say "clusterlab-settle set the clock and the timeouts on all $nodes nodes"
+  else
+    timed "$CL" reset "${opts[@]}" "$spec"
+  fi
   for n in $(field '" ".join(n["name"] for n in p["nodes"])'); do
     [ "$("$CL" sql "$spec" --node "$n" "SELECT to_regclass('e2e_after_up') IS NULL")" = t ] ||
       fail "rows written after up survived the reset ($method) on $n"
