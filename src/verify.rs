@@ -6,6 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::plan::{Node, Plan};
+use crate::quote;
 use crate::runner::parallel;
 use serde::Serialize;
 use std::sync::{Arc, Condvar, Mutex};
@@ -80,6 +81,40 @@ fn connect_until(node: &Node, password: &str, plan: &Plan, deadline: Instant) ->
 /// What one node says: in recovery?, its walsenders (application_name, state,
 /// sync_state), its physical slots (name, active).
 type NodeView = (bool, Vec<(String, String, String)>, Vec<(String, bool)>);
+
+/// Runs `sql` (one or more statements) in one round trip and returns each
+/// statement's rows, as text. A prepared query costs two round trips, and a
+/// guest under emulation takes tens of milliseconds for each: verify runs on
+/// the hot path of `reset`.
+fn simple(c: &mut postgres::Client, sql: &str) -> Result<Vec<Vec<Vec<String>>>> {
+    let mut results = vec![Vec::new()];
+    for message in c.simple_query(sql).map_err(pg)? {
+        match message {
+            postgres::SimpleQueryMessage::Row(row) => {
+                let values = (0..row.len()).map(|i| row.get(i).unwrap_or_default().to_string()).collect();
+                results.last_mut().expect("never empty").push(values);
+            }
+            postgres::SimpleQueryMessage::CommandComplete(_) => results.push(Vec::new()),
+            _ => {}
+        }
+    }
+    results.pop();
+    Ok(results)
+}
+
+fn node_view(c: &mut postgres::Client) -> Result<NodeView> {
+    let r = simple(
+        c,
+        "SELECT pg_is_in_recovery(); \
+         SELECT coalesce(application_name, ''), coalesce(state, ''), coalesce(sync_state, '') FROM pg_stat_replication; \
+         SELECT slot_name::text, active FROM pg_replication_slots WHERE slot_type = 'physical'",
+    )?;
+    let [recovery, repl, slots] = <[_; 3]>::try_from(r).map_err(|r| Error::Verify(format!("expected 3 results, got {}", r.len())))?;
+    let in_recovery = recovery.first().and_then(|row| row.first()).is_some_and(|v| v == "t");
+    let repl = repl.into_iter().map(|mut row| (std::mem::take(&mut row[0]), std::mem::take(&mut row[1]), std::mem::take(&mut row[2]))).collect();
+    let slots = slots.into_iter().map(|mut row| (std::mem::take(&mut row[0]), row[1] == "t")).collect();
+    Ok((in_recovery, repl, slots))
+}
 
 /// Runs `f` on its own thread and gives up on it at `deadline`: a frozen
 /// node (`fault pause`) accepts TCP in its kernel but never answers, and no
@@ -181,23 +216,12 @@ fn verify_within(plan: &Plan, password: &str, timeout: Duration, gate: Option<Ga
     };
 
     // Phase 1, all nodes at once: recovery state and the replication view of each upstream.
-    let per_node = parallel(&plan.nodes, |n| -> Result<NodeView> {
+    // Each node's connection is kept for phase 2.
+    let per_node = parallel(&plan.nodes, |n| -> Result<(Mutex<postgres::Client>, NodeView)> {
         let mut c = connect_until(n, password, plan, deadline)?;
         tracing::debug!(node = %n.name, elapsed_ms = start.elapsed().as_millis() as u64, "connected");
         loop {
-            let in_recovery: bool = c.query_one("SELECT pg_is_in_recovery()", &[]).map_err(pg)?.get(0);
-            let repl = c
-                .query("SELECT coalesce(application_name, ''), coalesce(state, ''), coalesce(sync_state, '') FROM pg_stat_replication", &[])
-                .map_err(pg)?
-                .iter()
-                .map(|r| (r.get(0), r.get(1), r.get(2)))
-                .collect::<Vec<(String, String, String)>>();
-            let slots = c
-                .query("SELECT slot_name::text, active FROM pg_replication_slots WHERE slot_type = 'physical'", &[])
-                .map_err(pg)?
-                .iter()
-                .map(|r| (r.get(0), r.get(1)))
-                .collect::<Vec<(String, bool)>>();
+            let (in_recovery, repl, slots) = node_view(&mut c)?;
             let children: Vec<&Node> = plan.nodes.iter().filter(|m| m.upstream.as_deref() == Some(n.name.as_str())).collect();
             let settled = children.iter().all(|ch| {
                 // A standby named synchronous a moment ago (a drill rewrote
@@ -206,7 +230,7 @@ fn verify_within(plan: &Plan, password: &str, timeout: Duration, gate: Option<Ga
                     && ch.slot.as_ref().is_none_or(|s| slots.iter().any(|(name, active)| name == s && *active))
             });
             if settled || Instant::now() >= deadline {
-                return Ok((in_recovery, repl, slots));
+                return Ok((Mutex::new(c), (in_recovery, repl, slots)));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -216,8 +240,8 @@ fn verify_within(plan: &Plan, password: &str, timeout: Duration, gate: Option<Ga
         g.wait(deadline);
         tracing::debug!(elapsed_ms = start.elapsed().as_millis() as u64, "gate open");
     }
-    let per_node = match per_node {
-        Ok(v) => v,
+    let (clients, per_node): (Vec<_>, Vec<_>) = match per_node {
+        Ok(v) => v.into_iter().unzip(),
         Err(e) => {
             // Find out which nodes are unreachable, one line each.
             for (r, n) in reports.iter_mut().zip(&plan.nodes) {
@@ -270,13 +294,17 @@ fn verify_within(plan: &Plan, password: &str, timeout: Duration, gate: Option<Ga
     }
 
     // Phase 2: a row written on the leader must arrive everywhere.
-    let leader = plan.leader();
+    let client = |n: &Node| clients[plan.nodes.iter().position(|m| m.name == n.name).expect("a node of the plan")].lock().unwrap_or_else(|e| e.into_inner());
     let lsn = (|| -> Result<String> {
-        let mut c = connect_until(leader, password, plan, deadline)?;
-        c.execute("DELETE FROM clusterlab_verify WHERE written_at < now() - interval '1 hour'", &[]).map_err(pg)?;
-        c.execute("INSERT INTO clusterlab_verify (token) VALUES ($1)", &[&token]).map_err(pg)?;
-        let row = c.query_one(&format!("SELECT {}()::text", facts.current_lsn_fn), &[]).map_err(pg)?;
-        Ok(row.get(0))
+        // Committed before the LSN is read: a delayed standby is checked against it.
+        let sql = format!(
+            "BEGIN; DELETE FROM clusterlab_verify WHERE written_at < now() - interval '1 hour'; \
+             INSERT INTO clusterlab_verify (token) VALUES ({}); COMMIT; SELECT {}()::text",
+            quote::sql(&token),
+            facts.current_lsn_fn
+        );
+        let results = simple(&mut client(plan.leader()), &sql)?;
+        results.last().and_then(|rows| rows.first()).and_then(|row| row.first()).cloned().ok_or_else(|| Error::Verify("the leader returned no LSN".into()))
     })();
     let lsn = match lsn {
         Ok(l) => l,
@@ -288,16 +316,16 @@ fn verify_within(plan: &Plan, password: &str, timeout: Duration, gate: Option<Ga
     let written = Instant::now();
     let followers: Vec<&Node> = plan.nodes.iter().filter(|n| n.role == "follower").collect();
     let arrivals = parallel(&followers, |n| -> Result<(Option<u64>, Option<String>)> {
-        let mut c = connect_until(n, password, plan, deadline)?;
+        let mut c = client(n);
         let is_delayed = delayed(n);
+        let probe = if is_delayed {
+            // The row waits for the delay; the WAL that carries it must still arrive.
+            format!("SELECT 1 WHERE {}({}(), {}::text::pg_lsn) >= 0", facts.lsn_diff_fn, facts.receive_lsn_fn, quote::sql(&lsn))
+        } else {
+            format!("SELECT 1 FROM clusterlab_verify WHERE token = {}", quote::sql(&token))
+        };
         loop {
-            let arrived = if is_delayed {
-                // The row waits for the delay; the WAL that carries it must still arrive.
-                let q = format!("SELECT {}({}(), $1::text::pg_lsn) >= 0", facts.lsn_diff_fn, facts.receive_lsn_fn);
-                c.query_one(&q, &[&lsn]).map_err(pg)?.get::<_, Option<bool>>(0).unwrap_or(false)
-            } else {
-                !c.query("SELECT 1 FROM clusterlab_verify WHERE token = $1", &[&token]).map_err(pg)?.is_empty()
-            };
+            let arrived = simple(&mut c, &probe)?.first().is_some_and(|rows| !rows.is_empty());
             if arrived {
                 tracing::debug!(node = %n.name, elapsed_ms = start.elapsed().as_millis() as u64, "test row arrived");
                 return Ok((Some(written.elapsed().as_millis() as u64), None));
