@@ -257,6 +257,9 @@ UNIT
     cat >"$root/etc/systemd/system/clusterlab-settle.service" <<'UNIT'
 [Unit]
 Description=clusterlab: guest clock and replication timeouts after a snapshot is loaded
+# Perl's start-up takes the emulated CPU for a moment: not while sshd, which
+# vagrant waits for, is starting.
+After=ssh.service
 
 [Service]
 ExecStart=/usr/local/sbin/clusterlab-settle
