@@ -324,6 +324,9 @@ fn verify_within(plan: &Plan, password: &str, timeout: Duration, gate: Option<Ga
         } else {
             format!("SELECT 1 FROM clusterlab_verify WHERE token = {}", quote::sql(&token))
         };
+        // The first poll comes right after the commit, on a connection already
+        // open: short naps first (a poll is one round trip), then 20 ms ones.
+        let mut nap = Duration::from_millis(1);
         loop {
             let arrived = simple(&mut c, &probe)?.first().is_some_and(|rows| !rows.is_empty());
             if arrived {
@@ -334,7 +337,8 @@ fn verify_within(plan: &Plan, password: &str, timeout: Duration, gate: Option<Ga
                 let what = if is_delayed { "the WAL with the test row" } else { "the test row" };
                 return Ok((None, Some(format!("{what} did not arrive within {} s", timeout.as_secs()))));
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(Duration::from_millis(20));
         }
     });
     match arrivals {

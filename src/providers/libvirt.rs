@@ -71,7 +71,8 @@ impl Libvirt<'_> {
                 Ok(true)
             }
             answer => Err(Error::Verify(format!(
-                "{}: clusterlab-settle said {answer:?} (its log: `journalctl -u clusterlab-settle` on the node)",
+                "{}: clusterlab-settle answered {answer:?} (it takes the lab password of .clusterlab/NAME/secrets/passwords \
+                 that provisioning put in the node's /etc/clusterlab: `clusterlab up SPEC` provisions again)",
                 n.name
             ))),
         }
