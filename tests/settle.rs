@@ -89,7 +89,8 @@ fn a_client_that_sends_nothing_does_not_hold_the_daemon() {
     std::fs::write(dir.path().join("lab.password"), "s3cret").unwrap();
     let d = start(dir.path());
     let _silent = TcpStream::connect(&d.addr).unwrap();
-    // Answered once the silent one is dropped (5 s); no data directory yet.
+    // Answered once the daemon gives up on the silent one (its 5 s alarm),
+    // which stays connected; no data directory yet.
     let answer = ask(&d.addr, "s3cret timeouts-on");
     assert!(answer.starts_with("error: cannot read"), "{answer}");
 }
