@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Debug, Parser)]
-#[command(name = "clusterlab", version, about = "PostgreSQL test clusters on Vagrant: up in minutes, reset in seconds, a CI matrix in one command")]
+#[command(name = "clusterlab", version, about = "PostgreSQL test clusters on Vagrant: up in minutes, reset in seconds, a CI matrix in one command", after_help = crate::error::exit_codes_help())]
 pub struct Cli {
     /// More logging (-v, -vv); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -299,7 +299,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Writes { spec, args } => drill(&ctx, &spec, wd, Drill::Writes(args)),
         Command::WritesWorker { dir } => crate::drills::writes_worker(&dir),
         Command::Backups { spec, json } => {
-            let list = load(&spec, wd)?.backups()?;
+            let list = crate::drills::backups(&load(&spec, wd)?)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&list).expect("manifests serialize"));
             } else if list.is_empty() {
@@ -329,7 +329,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 None => live.leader(),
             };
             let mut client = crate::verify::connect(n, &c.workdir.lab_password()?, &c.plan, Duration::from_secs(5))?;
-            let messages = client.simple_query(&sql).map_err(|e| Error::Verify(format!("{}: {}", n.name, crate::verify::pg_message(&e))))?;
+            let messages = client.simple_query(&sql).map_err(|e| Error::sql(&n.name, crate::verify::pg_message(&e)))?;
             for m in messages {
                 if let postgres::SimpleQueryMessage::Row(row) = m {
                     let cols: Vec<&str> = (0..row.len()).map(|i| row.get(i).unwrap_or("")).collect();

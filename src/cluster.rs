@@ -9,6 +9,7 @@ use crate::render::Renderer;
 use crate::runner::{parallel, Runner};
 use crate::spec::{self, Source, Spec};
 use crate::state::{Lock, State};
+use crate::topology::Topology;
 use crate::vagrant::Vagrant;
 use crate::verify::{self, Report};
 use crate::workdir::Workdir;
@@ -96,14 +97,47 @@ impl Cluster {
     }
 
     /// Runs `body`; on failure records it (phase failed or interrupted) before returning the error.
-    pub(crate) fn recorded<T>(&self, st: &mut State, body: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
+    fn recorded<T>(&self, st: &mut State, body: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
         let r = body(st);
         if let Err(e) = &r {
-            st.phase = if matches!(e, Error::Interrupted(_)) || crate::signals::requested() { "interrupted" } else { "failed" }.into();
-            st.error = Some(e.to_string());
-            let _ = st.save(&self.workdir);
+            self.record_failure(st, e);
         }
         r
+    }
+
+    pub(crate) fn record_failure(&self, st: &mut State, e: &Error) {
+        st.phase = if matches!(e, Error::Interrupted(_)) || crate::signals::requested() { "interrupted" } else { "failed" }.into();
+        st.error = Some(e.to_string());
+        let _ = st.save(&self.workdir);
+    }
+
+    /// The topology replication has now, as `st` records it: the one the
+    /// last drill left, or the spec's.
+    pub fn live_of(&self, st: &State) -> Topology {
+        st.live.clone().unwrap_or_else(|| Topology::of(&self.plan))
+    }
+
+    /// The live topology as state.json has it.
+    pub fn live(&self) -> Topology {
+        State::load(&self.workdir).map(|st| self.live_of(&st)).unwrap_or_else(|| Topology::of(&self.plan))
+    }
+
+    /// Records the topology a drill left (saved with the state's next phase).
+    pub(crate) fn record_live(&self, st: &mut State, next: &Topology) {
+        st.live = Some(next.clone());
+    }
+
+    /// The plan of the live topology: what `verify`, `status` and `sql` check.
+    pub fn current_plan(&self) -> Result<Plan> {
+        self.live().plan(&self.plan)
+    }
+
+    /// A node of the spec, or the error that names the nodes there are.
+    pub fn node_named(&self, node: &str) -> Result<&Node> {
+        self.plan.node(node).ok_or_else(|| {
+            let names: Vec<&str> = self.plan.nodes.iter().map(|n| n.name.as_str()).collect();
+            Error::usage(format!("no node `{node}` in cluster {}", self.plan.name), format!("name one of: {}", names.join(", ")))
+        })
     }
 
     pub fn up(&self, ctx: &Ctx, verify: bool, baseline: Option<Method>) -> Result<()> {
@@ -177,8 +211,12 @@ impl Cluster {
     }
 
     pub fn verify_and_print(&self, ctx: &Ctx, timeout: Duration, json: bool) -> Result<Report> {
+        self.verify_plan_and_print(ctx, &self.current_plan()?, timeout, json)
+    }
+
+    pub(crate) fn verify_plan_and_print(&self, ctx: &Ctx, plan: &Plan, timeout: Duration, json: bool) -> Result<Report> {
         let password = self.workdir.lab_password()?;
-        self.print_report(ctx, verify::verify(&self.current_plan()?, &password, timeout), json)
+        self.print_report(ctx, verify::verify(plan, &password, timeout), json)
     }
 
     fn print_report(&self, ctx: &Ctx, report: Report, json: bool) -> Result<Report> {
@@ -327,7 +365,7 @@ impl Cluster {
             Some(s) => s.next_step().to_string(),
             None => "nothing exists yet: `clusterlab up SPEC` creates the cluster".into(),
         };
-        let topology = st.as_ref().and_then(|s| s.live.as_ref()).map(|l| crate::drills::tree(l, &crate::drills::Live::of(&self.plan)));
+        let topology = st.as_ref().and_then(|s| s.live.as_ref()).map(|l| l.tree(&Topology::of(&self.plan)));
         StatusReport { cluster: self.plan.name.clone(), workdir: self.workdir.root.clone(), state: st, nodes, next, topology }
     }
 }
@@ -336,10 +374,41 @@ impl Cluster {
     /// Runs a command as root on a node through the provider's fastest path
     /// (docker exec, or ssh); the output is returned whatever the exit code.
     pub fn exec_on(&self, ctx: &Ctx, node: &str, args: &[&str]) -> Result<crate::runner::Output> {
-        let n = self.plan.node(node).ok_or_else(|| Error::usage(format!("no node `{node}` in cluster {}", self.plan.name), "name a node of the cluster"))?;
+        let n = self.node_named(node)?;
         let vagrant = self.vagrant(ctx);
         let p = self.provider(ctx, &vagrant);
         ctx.runner.run(&p.exec_cmd(n, args)?, &crate::runner::Mode::Capture)
+    }
+}
+
+/// Faults that outlive the command that made them: lifted by `fault heal` and `reset`.
+impl Cluster {
+    /// Blackhole routes on the node to every other node, and on every other
+    /// node to it: cut both ways, whichever side opens a connection.
+    pub(crate) fn cut(&self, p: &dyn Provider, n: &Node, cut: bool) -> Result<()> {
+        let others: Vec<&Node> = self.plan.nodes.iter().filter(|m| m.name != n.name).collect();
+        let addresses: Vec<&str> = others.iter().map(|m| m.address.as_str()).collect();
+        p.partition(n, &addresses, cut)?;
+        for m in others {
+            p.partition(m, &[n.address.as_str()], cut)?;
+        }
+        Ok(())
+    }
+
+    /// Before a reset: undo what `fault pause` and `fault partition` did (a
+    /// frozen container cannot even be asked to stop).
+    fn thaw_all(&self, p: &dyn Provider, st: &mut State) -> Result<()> {
+        for name in std::mem::take(&mut st.frozen) {
+            if let Some(n) = self.plan.node(&name) {
+                p.freeze(n, false)?;
+            }
+        }
+        for name in std::mem::take(&mut st.partitioned) {
+            if let Some(n) = self.plan.node(&name) {
+                self.cut(p, n, false)?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -45,6 +45,9 @@ pub struct Plan {
     pub slots: bool,
     pub sync: bool,
     pub synchronous_standby_names: Option<String>,
+    /// The spec wrote synchronous_standby_names itself: a live topology keeps them.
+    #[serde(skip)]
+    pub sync_names_given: bool,
     pub archive: bool,
     /// libpq's sslmode for the replication connections (the spec's replication.ssl).
     pub ssl_mode: &'static str,
@@ -80,6 +83,9 @@ pub struct Node {
     /// The private NIC's MAC on VMs (qemu's 52:54:00 prefix and the address's
     /// last three bytes): provisioning finds the interface by it.
     pub mac: String,
+    /// The spec's `sync:` for this node, for a live topology to apply again.
+    #[serde(skip)]
+    pub sync_requested: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -95,6 +101,16 @@ pub fn ssl_mode(ssl: bool) -> &'static str {
     } else {
         "disable"
     }
+}
+
+/// Slot names cannot contain `-`.
+pub fn slot_name(node: &str) -> String {
+    node.replace('-', "_")
+}
+
+/// libpq connection string to an upstream (no password: that comes from ~postgres/.pgpass).
+pub fn primary_conninfo(upstream_address: &str, ssl_mode: &str, node: &str) -> String {
+    format!("host={upstream_address} port=5432 user={REPLICATION_USER} sslmode={ssl_mode} application_name={node}")
 }
 
 /// Unique within a cluster, whose addresses are; clusters never share a network.
@@ -362,7 +378,6 @@ pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
         }
     }
 
-    let slot_of = |name: &str| name.replace('-', "_");
     let mut nodes: Vec<Node> = drafts
         .iter()
         .zip(&addresses)
@@ -375,13 +390,14 @@ pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
                 address: addr.clone(),
                 upstream_address: None,
                 primary_conninfo: None,
-                slot: upstream.as_ref().filter(|_| spec.replication.slots).map(|_| slot_of(&d.name)),
+                slot: upstream.as_ref().filter(|_| spec.replication.slots).map(|_| slot_name(&d.name)),
                 sync: spec.replication.mode == Mode::Sync && depth == 1 && d.sync.unwrap_or(d.apply_delay.is_none()),
                 apply_delay: d.apply_delay.clone(),
                 depth,
                 downstream_slots: Vec::new(),
                 machine: format!("clusterlab-{}-{}", spec.name, d.name),
                 mac: mac_for(addr),
+                sync_requested: d.sync,
                 upstream,
             }
         })
@@ -390,9 +406,7 @@ pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
     let snapshot = nodes.clone();
     for n in &mut nodes {
         n.upstream_address = n.upstream.as_ref().map(|u| by_name[u].clone());
-        n.primary_conninfo = n.upstream_address.as_ref().map(|a| {
-            format!("host={a} port=5432 user={REPLICATION_USER} sslmode={} application_name={}", ssl_mode(spec.replication.ssl), n.name)
-        });
+        n.primary_conninfo = n.upstream_address.as_ref().map(|a| primary_conninfo(a, ssl_mode(spec.replication.ssl), &n.name));
         n.downstream_slots = snapshot
             .iter()
             .filter(|m| m.upstream.as_deref() == Some(n.name.as_str()))
@@ -476,6 +490,7 @@ pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
         slots: spec.replication.slots,
         sync: spec.replication.mode == Mode::Sync,
         synchronous_standby_names,
+        sync_names_given: spec.replication.synchronous_standby_names.is_some(),
         archive: spec.replication.archive,
         ssl_mode: ssl_mode(spec.replication.ssl),
         settings,

@@ -27,7 +27,7 @@ pub struct State {
     pub baseline: Option<String>,
     /// The topology a drill left (promote, rejoin); None: the spec's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub live: Option<crate::drills::Live>,
+    pub live: Option<crate::topology::Topology>,
     /// Nodes that `fault partition` cut off from the others.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub partitioned: Vec<String>,

@@ -9,6 +9,7 @@
 //! outlives a `clusterlab writes start` on the command line and writes on
 //! while a matrix runs the next steps.
 
+use super::context::DrillCtx;
 use crate::cluster::{Cluster, Ctx};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -55,26 +56,26 @@ fn paths(dir: &Path) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
     (dir.join("writes.json"), dir.join("writes.acked"), dir.join("writes.pid"), dir.join("writes.log"))
 }
 
-impl Cluster {
-    pub fn writes(&self, ctx: &Ctx, args: &WritesArgs) -> Result<String> {
-        match args.action {
-            WritesAction::Start => self.writes_start(ctx, args.min_rows),
-            WritesAction::Check => self.writes_check(ctx, args.strict),
-        }
+pub(super) fn run(ctx: &Ctx, c: &Cluster, args: &WritesArgs) -> Result<String> {
+    match args.action {
+        WritesAction::Start => start(ctx, c, args.min_rows),
+        WritesAction::Check => check(ctx, c, args.strict),
     }
+}
 
-    fn writes_start(&self, ctx: &Ctx, min_rows: u64) -> Result<String> {
-        let start = Instant::now();
-        let plan = self.current_plan()?;
+/// A writer process on the live leader, once it has `min_rows` acknowledged.
+fn start(ctx: &Ctx, c: &Cluster, min_rows: u64) -> Result<String> {
+        let vagrant = c.vagrant(ctx);
+        let d = DrillCtx::begin(ctx, c, &vagrant, "writes", "write to")?;
+        let (start, plan) = (d.start, &d.plan);
         let leader = plan.leader();
-        let (_lock, _st, _live) = self.begin("writes", "write to", &leader.name)?;
         if !ctx.runner.is_real() {
             return Ok(String::new());
         }
-        let dir = self.workdir.root.clone();
+        let dir = c.workdir.root.clone();
         let (target, acked, pid, log) = paths(&dir);
         stop_worker(&pid);
-        let t = Target { node: leader.name.clone(), host: leader.address.clone(), user: plan.lab_user.into(), password: self.workdir.lab_password()?, database: plan.lab_database.into() };
+        let t = Target { node: leader.name.clone(), host: leader.address.clone(), user: plan.lab_user.into(), password: c.workdir.lab_password()?, database: plan.lab_database.into() };
         std::fs::write(&target, serde_json::to_string(&t).expect("target serializes")).map_err(|e| Error::io(&target, e))?;
         let _ = std::fs::remove_file(&acked);
         let exe = std::env::current_exe().map_err(|e| Error::io("current executable", e))?;
@@ -110,9 +111,10 @@ impl Cluster {
         Ok(format!("writer on {} running", leader.name))
     }
 
-    fn writes_check(&self, ctx: &Ctx, strict: bool) -> Result<String> {
-        let plan = self.current_plan()?;
-        let dir = self.workdir.root.clone();
+/// Stops the writer; every acknowledged row must be on the live leader.
+fn check(ctx: &Ctx, c: &Cluster, strict: bool) -> Result<String> {
+        let plan = c.current_plan()?;
+        let dir = c.workdir.root.clone();
         let (target, acked_path, pid, log) = paths(&dir);
         if !target.is_file() {
             return Err(Error::usage("no writer was started for this cluster", "`clusterlab writes SPEC start` first"));
@@ -123,11 +125,11 @@ impl Cluster {
         stop_worker(&pid);
         let acked = read_acked(&acked_path);
         let leader = plan.leader();
-        let mut client = crate::verify::connect(leader, &self.workdir.lab_password()?, &plan, Duration::from_secs(10))?;
+        let mut client = crate::verify::connect(leader, &c.workdir.lab_password()?, &plan, Duration::from_secs(10))?;
         let ids: Vec<i64> = acked.clone();
         let rows = client
             .query(&format!("SELECT id FROM {TABLE} WHERE id = ANY($1)"), &[&ids])
-            .map_err(|e| Error::Verify(format!("reading the written rows back from {}: {e}", leader.name)))?;
+            .map_err(|e| Error::sql(&leader.name, format!("reading the written rows back: {}", crate::verify::pg_message(&e))))?;
         let present: std::collections::HashSet<i64> = rows.iter().map(|r| r.get(0)).collect();
         let lost: Vec<i64> = acked.iter().copied().filter(|id| !present.contains(id)).collect();
         let total: i64 = client.query_one(&format!("SELECT count(*) FROM {TABLE}"), &[]).map(|r| r.get(0)).unwrap_or(0);
@@ -155,7 +157,6 @@ impl Cluster {
             eprintln!("{report}");
         }
         Ok(report)
-    }
 }
 
 /// Stops a writer this tool started (its pid is in the working directory).
