@@ -345,7 +345,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Templates(TemplatesCommand::Export { dir }) => {
-            for p in crate::render::export(&dir)? {
+            for p in crate::templates::export(&dir)? {
                 println!("{}", p.display());
             }
             Ok(0)
@@ -416,7 +416,7 @@ fn new_spec(args: NewArgs, templates: Option<&Path>) -> Result<i32> {
     ctx.insert("followers", &(0..args.followers).map(|i| format!("pg{}", i + 2)).collect::<Vec<_>>());
     ctx.insert("slots", &!args.no_slots);
     ctx.insert("mode", if args.sync { "sync" } else { "async" });
-    let text = tera::Tera::one_off(&crate::render::template_text("spec.yaml.tera", templates)?, &ctx, false)
+    let text = tera::Tera::one_off(&crate::templates::template_text("spec.yaml.tera", templates)?, &ctx, false)
         .map_err(|e| Error::Template { name: "spec.yaml.tera".into(), message: e.to_string() })?;
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;

@@ -23,6 +23,12 @@ impl Major {
         })
     }
 
+    /// 10 and later have upstream server builds to make a `--tarball` from
+    /// (`lab/fetch-pg.sh`); 9.x is compiled from its release source.
+    pub fn has_upstream_builds(self) -> bool {
+        self.0 >= 1000
+    }
+
     pub fn label(self) -> String {
         if self.0 < 1000 {
             format!("{}.{}", self.0 / 100, self.0 % 100)
@@ -120,6 +126,19 @@ pub struct Facts {
 /// reachable here serves them (§5 "Distro-shipped PG version").
 pub const SUITES: &[&str] = &["bullseye", "bookworm", "trixie"];
 
+/// The suite a box is built on when it carries no PostgreSQL server of its own.
+pub const SUITE_WITHOUT_POSTGRES: &str = "bookworm";
+
+/// The box name for a release and the majors it carries, as specs name it
+/// (`clusterlab box build` names its boxes so, and `default_box` agrees).
+pub fn box_name(release: &str, majors: &[String]) -> String {
+    if majors.is_empty() {
+        format!("clusterlab/{release}")
+    } else {
+        format!("clusterlab/{release}-pg{}", majors.join("-pg"))
+    }
+}
+
 /// §5: the one PostgreSQL major a Debian suite ships (postgresql-N in main).
 pub fn suite_major(suite: &str) -> Option<&'static str> {
     MAJORS.iter().copied().find(|m| Major::parse(m).map(|m| Facts::for_major(m).debian_suite) == Some(Some(suite)))
@@ -137,7 +156,7 @@ fn box_release(v: u32, debian_suite: Option<&'static str>) -> &'static str {
     match debian_suite {
         Some(s) => s,
         None if v >= 1000 => "trixie",
-        None => "bookworm",
+        None => SUITE_WITHOUT_POSTGRES,
     }
 }
 
@@ -232,7 +251,7 @@ impl Facts {
     /// The box `clusterlab box build --postgres MAJOR` makes (no `--release`, no `--name`):
     /// specs and `clusterlab new` default to it, so the two must agree.
     pub fn default_box(&self) -> String {
-        crate::boxbuild::default_name(self.box_release, std::slice::from_ref(&self.major))
+        box_name(self.box_release, std::slice::from_ref(&self.major))
     }
 
     /// `synchronous_standby_names` for these standbys, in the syntax this major reads.
@@ -391,7 +410,7 @@ mod tests {
         assert_eq!(f("15").default_box(), "clusterlab/bookworm-pg15");
         for v in MAJORS {
             let x = f(v);
-            assert_eq!(x.default_box(), crate::boxbuild::default_name(x.box_release, &[v.to_string()]));
+            assert_eq!(x.default_box(), box_name(x.box_release, &[v.to_string()]));
         }
     }
 

@@ -22,6 +22,7 @@ pub mod signals;
 pub mod spans;
 pub mod spec;
 pub mod state;
+pub mod templates;
 pub mod topology;
 pub mod vagrant;
 pub mod verify;

@@ -553,7 +553,7 @@ fn a_cascade_creates_the_slot_on_the_intermediate_follower() {
 /// A templates dir whose `name` is the built-in text with `line` inserted as line `at` (1-based).
 fn override_with(name: &str, at: usize, line: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let builtin = clusterlab::render::template_text(name, None).unwrap();
+    let builtin = clusterlab::templates::template_text(name, None).unwrap();
     let mut lines: Vec<&str> = builtin.lines().collect();
     lines.insert(at - 1, line);
     let p = dir.path().join(name);
