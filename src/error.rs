@@ -106,6 +106,14 @@ impl Error {
         Error::Usage { message: message.into(), hint: hint.into() }
     }
 
+    /// The message and, on a line of its own, the hint: for reports that keep errors as text.
+    pub fn with_hint(&self) -> String {
+        match self.help() {
+            Some(h) => format!("{self}\nhint: {h}"),
+            None => self.to_string(),
+        }
+    }
+
     pub fn sql(node: impl Into<String>, message: impl Into<String>) -> Error {
         Error::Sql { node: node.into(), message: message.into() }
     }
