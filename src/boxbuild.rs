@@ -4,6 +4,7 @@
 //! `templates/box/compile.sh` when `--source` is given. Both source `templates/box/lib.sh`.
 
 use crate::error::{Error, Result};
+use crate::providers::kind::Provider;
 use crate::facts::{box_name, suite_major, Facts, Major, SUITES, SUITE_WITHOUT_POSTGRES};
 use crate::templates::template_text;
 use crate::runner::{check, Cmd, Mode, Runner};
@@ -28,8 +29,8 @@ pub struct BoxArgs {
     #[arg(long = "postgres", value_delimiter = ',')]
     pub postgres: Vec<String>,
     /// What to build: a libvirt box or a docker image.
-    #[arg(long, default_value = "libvirt", value_parser = ["libvirt", "docker"])]
-    pub provider: String,
+    #[arg(long, default_value = "libvirt", value_parser = Provider::box_builder_parser())]
+    pub provider: Provider,
     /// Box or image name (default: clusterlab/<release>-pg<versions>).
     #[arg(long)]
     pub name: Option<String>,
@@ -229,7 +230,7 @@ pub fn build(runner: &dyn Runner, args: &BoxArgs, templates: Option<&Path>, quie
         ("CL_RELEASE", plan.release.clone()),
         ("CL_PG_VERSIONS", plan.debian.join(" ")),
         ("CL_EXTRA_MAJORS", plan.extra.join(" ")),
-        ("CL_PROVIDER", args.provider.clone()),
+        ("CL_PROVIDER", args.provider.to_string()),
         ("CL_NAME", plan.name.clone()),
         ("CL_CACHE", cache.display().to_string()),
     ];

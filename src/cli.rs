@@ -4,6 +4,7 @@ use crate::boxbuild::{self, BoxArgs};
 use crate::cluster::{Cluster, Ctx, Method};
 use crate::drills::{BackupArgs, Drill, FaultArgs, NodeArg, PromoteArgs, RestoreArgs, WritesArgs};
 use crate::error::{Error, Result};
+use crate::providers::kind::Provider;
 use crate::runner::{DryRun, Duct, Runner};
 use clap::{CommandFactory, Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -191,8 +192,8 @@ pub struct NewArgs {
     /// Synchronous replication.
     #[arg(long)]
     pub sync: bool,
-    #[arg(long, default_value = "docker", value_parser = ["libvirt", "virtualbox", "docker"])]
-    pub provider: String,
+    #[arg(long, value_enum, default_value_t = Provider::Docker)]
+    pub provider: Provider,
     /// Box or image (default: the one `clusterlab box build --postgres VERSION` makes,
     /// e.g. clusterlab/trixie-pg11, clusterlab/bookworm-pg9.4).
     #[arg(long = "box")]

@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::plan::{self, Node, Plan};
-use crate::providers::{self, Env, Provider};
+use crate::providers::{self, Env, Machines};
 use crate::render::Renderer;
 use crate::runner::{parallel, Runner};
 use crate::spec::{self, Source, Spec};
@@ -70,13 +70,7 @@ impl Cluster {
     /// What was chosen, for the caller to say.
     pub fn render(&self, templates: Option<&Path>, real: bool) -> Result<(Vec<PathBuf>, Option<String>)> {
         let mut plan = self.plan.clone();
-        let note = crate::accel::settle(&mut plan, |b| {
-            if real {
-                crate::accel::probe_cached(&crate::boxbuild::cache_dir(), b)
-            } else {
-                crate::accel::Probe { kvm: false, why: "a dry run does not probe; software emulation assumed".into() }
-            }
-        });
+        let note = providers::settle_for_host(&mut plan, real);
         let files = Renderer::new(templates)?.render_plan(&plan)?;
         Ok((self.workdir.write(&files, &plan)?, note))
     }
@@ -88,7 +82,7 @@ impl Cluster {
     fn state(&self, ctx: &Ctx) -> State {
         let mut st = State::load(&self.workdir).unwrap_or_else(|| State {
             cluster: self.plan.name.clone(),
-            provider: self.plan.provider.into(),
+            provider: self.plan.provider,
             phase: "rendered".into(),
             ..Default::default()
         });
@@ -180,11 +174,11 @@ impl Cluster {
         })
     }
 
-    pub(crate) fn provider<'a>(&'a self, ctx: &'a Ctx, vagrant: &'a Vagrant<'a>) -> Box<dyn Provider + 'a> {
+    pub(crate) fn provider<'a>(&'a self, ctx: &'a Ctx, vagrant: &'a Vagrant<'a>) -> Box<dyn Machines + 'a> {
         providers::for_plan(Env { runner: ctx.runner, plan: &self.plan, workdir: &self.workdir, vagrant })
     }
 
-    fn save_baseline(&self, p: &dyn Provider, method: Method) -> Result<()> {
+    fn save_baseline(&self, p: &dyn Machines, method: Method) -> Result<()> {
         if matches!(method, Method::Snapshot | Method::Both) && !p.has_snapshots() {
             return Err(Error::usage(format!("the {} provider has no snapshots", p.name()), "use `--baseline data`"));
         }
@@ -203,7 +197,7 @@ impl Cluster {
         Ok(())
     }
 
-    fn start_in_order(&self, p: &dyn Provider) -> Result<()> {
+    fn start_in_order(&self, p: &dyn Machines) -> Result<()> {
         for wave in self.plan.waves() {
             parallel(&wave, |n| node_ctl(p, n, "start"))?;
         }
@@ -385,7 +379,7 @@ impl Cluster {
 impl Cluster {
     /// Blackhole routes on the node to every other node, and on every other
     /// node to it: cut both ways, whichever side opens a connection.
-    pub(crate) fn cut(&self, p: &dyn Provider, n: &Node, cut: bool) -> Result<()> {
+    pub(crate) fn cut(&self, p: &dyn Machines, n: &Node, cut: bool) -> Result<()> {
         let others: Vec<&Node> = self.plan.nodes.iter().filter(|m| m.name != n.name).collect();
         let addresses: Vec<&str> = others.iter().map(|m| m.address.as_str()).collect();
         p.partition(n, &addresses, cut)?;
@@ -397,7 +391,7 @@ impl Cluster {
 
     /// Before a reset: undo what `fault pause` and `fault partition` did (a
     /// frozen container cannot even be asked to stop).
-    fn thaw_all(&self, p: &dyn Provider, st: &mut State) -> Result<()> {
+    fn thaw_all(&self, p: &dyn Machines, st: &mut State) -> Result<()> {
         for name in std::mem::take(&mut st.frozen) {
             if let Some(n) = self.plan.node(&name) {
                 p.freeze(n, false)?;
@@ -413,7 +407,7 @@ impl Cluster {
 }
 
 /// Runs the node control script (`clusterlab-pg start|stop|save|restore`) on a node.
-pub(crate) fn node_ctl(p: &dyn Provider, n: &Node, action: &str) -> Result<()> {
+pub(crate) fn node_ctl(p: &dyn Machines, n: &Node, action: &str) -> Result<()> {
     p.exec(n, &["clusterlab-pg", action]).map(drop)
 }
 

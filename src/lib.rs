@@ -5,7 +5,6 @@
 //! `render` (Tera templates into the working directory) -> `vagrant` and
 //! `providers` (bring-up, snapshots, fast paths) -> `verify` (replication works).
 
-pub mod accel;
 pub mod boxbuild;
 pub mod cli;
 pub mod cluster;

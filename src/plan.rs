@@ -29,7 +29,7 @@ pub struct Plan {
     pub engine: &'static str,
     pub version: String,
     pub facts: Facts,
-    pub provider: &'static str,
+    pub provider: Provider,
     #[serde(rename = "box")]
     pub box_name: String,
     pub box_version: Option<String>,
@@ -40,6 +40,9 @@ pub struct Plan {
     pub cpus: u32,
     pub memory: u32,
     pub provider_options: ProviderOptions,
+    /// The provisioning script sets the private NIC and the hostname itself
+    /// (the provider's Vagrantfile part leaves them alone).
+    pub configure_network: bool,
     /// In provisioning order: the leader, then each follower after its upstream.
     pub nodes: Vec<Node>,
     pub slots: bool,
@@ -208,7 +211,7 @@ pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
             &format!("did you mean {}/{}?", net.network(), net.prefix_len().min(24)),
         ));
     }
-    if spec.provider != Provider::Libvirt && has_libvirt_options(&spec.provider_options) {
+    if !spec.provider.capabilities().provider_options && has_provider_options(&spec.provider_options) {
         return Err(err(
             "provider_options",
             format!("provider_options apply to libvirt only, and the provider is {}", spec.provider.as_str()),
@@ -477,7 +480,7 @@ pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
         name: spec.name.clone(),
         engine: "postgres",
         version: facts.major.clone(),
-        provider: spec.provider.as_str(),
+        provider: spec.provider,
         box_name,
         box_version: spec.box_version.clone(),
         network: net.to_string(),
@@ -486,6 +489,7 @@ pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
         cpus: spec.resources.cpus,
         memory: spec.resources.memory,
         provider_options: spec.provider_options.clone(),
+        configure_network: spec.provider.capabilities().configure_network,
         nodes,
         slots: spec.replication.slots,
         sync: spec.replication.mode == Mode::Sync,
@@ -504,11 +508,12 @@ pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
     })
 }
 
-fn has_libvirt_options(o: &ProviderOptions) -> bool {
+fn has_provider_options(o: &ProviderOptions) -> bool {
     o.driver.is_some() || o.cpu_mode.is_some() || o.cpu_model.is_some() || o.kernel.is_some() || o.initrd.is_some() || o.cmd_line.is_some()
 }
 
-/// The notes' §7.9: `N (...)` needs 9.6, `FIRST`/`ANY` need 10.
+/// `N (...)` needs 9.6, `FIRST`/`ANY` need 10
+/// (https://www.postgresql.org/docs/current/runtime-config-replication.html#GUC-SYNCHRONOUS-STANDBY-NAMES).
 fn check_sync_syntax(names: &str, facts: &Facts) -> Result<(), String> {
     let upper = names.trim_start().to_ascii_uppercase();
     let keyword = upper.starts_with("FIRST ") || upper.starts_with("ANY ");
@@ -546,7 +551,7 @@ mod tests {
         assert_eq!(p.nodes[1].slot.as_deref(), Some("pg2"));
         assert_eq!(p.nodes[1].machine, "clusterlab-m-pg2");
         assert_eq!(p.box_name, "clusterlab/bookworm-pg15");
-        assert_eq!(p.provider, "libvirt");
+        assert_eq!(p.provider, Provider::Libvirt);
         assert!(p.synchronous_standby_names.is_none());
     }
 

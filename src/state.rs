@@ -2,6 +2,7 @@
 //! atomically), and the lock that keeps two clusterlab commands off one cluster.
 
 use crate::error::{Error, Result};
+use crate::providers::kind::Provider;
 use crate::workdir::{write_atomic, Workdir};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -10,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct State {
     pub cluster: String,
-    pub provider: String,
+    pub provider: Provider,
     /// rendered, starting, provisioning, verifying, baseline, ready, resetting,
     /// failed, interrupted, destroying.
     pub phase: String,

@@ -5,7 +5,7 @@
 use crate::cluster::{Cluster, Ctx};
 use crate::error::{Error, Result};
 use crate::plan::{Node, Plan};
-use crate::providers::Provider;
+use crate::providers::Machines;
 use crate::state::{Lock, State};
 use crate::topology::Topology;
 use crate::vagrant::Vagrant;
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 pub(crate) struct DrillCtx<'a> {
     pub ctx: &'a Ctx<'a>,
     pub c: &'a Cluster,
-    pub p: Box<dyn Provider + 'a>,
+    pub p: Box<dyn Machines + 'a>,
     pub st: State,
     /// The topology the drill starts from.
     pub live: Topology,
