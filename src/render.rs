@@ -9,6 +9,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tera::{Context, Tera, Value};
 
+/// The name Vagrantfile.tera includes the provider's machine part by.
+const PROVIDER_PART: &str = "provider.Vagrantfile.tera";
+
 /// One rendered file, relative to the working directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct File {
@@ -40,6 +43,15 @@ impl Renderer {
         self.tera.render(name, ctx).map_err(|e| template_error(&e, &self.sources))
     }
 
+    /// The common Vagrantfile.tera, each machine's provider part from the
+    /// provider's own template (included under one fixed name).
+    fn render_vagrantfile(&self, plan: &Plan, ctx: &Context) -> Result<String> {
+        let part = plan.provider.vagrantfile_template();
+        let mut tera = self.tera.clone();
+        tera.add_raw_template(PROVIDER_PART, &self.sources[part]).map_err(|e| template_error(&e, &self.sources))?;
+        tera.render("Vagrantfile.tera", ctx).map_err(|e| template_error(&e, &self.sources))
+    }
+
     /// Every file of the working directory that comes from templates.
     pub fn render_plan(&self, plan: &Plan) -> Result<Vec<File>> {
         let mut ctx = Context::new();
@@ -47,7 +59,7 @@ impl Renderer {
         ctx.insert("clusterlab_version", env!("CARGO_PKG_VERSION"));
         let mut files = vec![File {
             path: "Vagrantfile".into(),
-            content: self.render("Vagrantfile.tera", &ctx)?,
+            content: self.render_vagrantfile(plan, &ctx)?,
             executable: false,
         }];
         // The node control script is the same on every node; it is embedded in

@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 /// The built-in templates, by the name a `--templates` directory overrides them with.
 pub const TEMPLATES: &[(&str, &str)] = &[
     ("Vagrantfile.tera", include_str!("../templates/Vagrantfile.tera")),
+    ("providers/docker.Vagrantfile.tera", include_str!("../templates/providers/docker.Vagrantfile.tera")),
+    ("providers/libvirt.Vagrantfile.tera", include_str!("../templates/providers/libvirt.Vagrantfile.tera")),
+    ("providers/virtualbox.Vagrantfile.tera", include_str!("../templates/providers/virtualbox.Vagrantfile.tera")),
     ("scripts/common.sh.tera", include_str!("../templates/scripts/common.sh.tera")),
     ("scripts/leader.sh.tera", include_str!("../templates/scripts/leader.sh.tera")),
     ("scripts/follower.sh.tera", include_str!("../templates/scripts/follower.sh.tera")),
