@@ -29,7 +29,9 @@ pub fn networks_turn() -> std::sync::MutexGuard<'static, ()> {
 
 impl Vagrant<'_> {
     pub fn cmd<S: Into<String>>(&self, args: impl IntoIterator<Item = S>) -> Cmd {
-        Cmd::new("vagrant", args).dir(&self.dir)
+        Cmd::new("vagrant", args)
+            .dir(&self.dir)
+            .if_missing("install Vagrant: `apt-get install vagrant` on Debian/Ubuntu (plus `vagrant-libvirt` for libvirt), or `lab/install-deps.sh`")
     }
 
     fn run(&self, cmd: Cmd, log: &str) -> Result<Output> {

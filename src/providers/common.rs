@@ -8,6 +8,8 @@ use crate::runner::{check, check_with, parallel, Cmd, Mode, Output, Runner};
 use crate::vagrant::Vagrant;
 use crate::workdir::Workdir;
 
+const SSH_MISSING: &str = "install an SSH client: `apt-get install openssh-client`";
+
 /// The name of the known state's snapshot on every machine.
 pub const SNAPSHOT: &str = "clusterlab-known";
 
@@ -147,7 +149,7 @@ pub(super) fn ssh_cmd(env: &Env, node: &Node, args: &[&str]) -> Result<Cmd> {
     let remote = shell_words::join(std::iter::once("sudo").chain(args.iter().copied()));
     let mut a = ssh_options(env);
     a.extend([node.name.clone(), remote]);
-    Ok(Cmd::new("ssh", a))
+    Ok(Cmd::new("ssh", a).if_missing(SSH_MISSING))
 }
 
 pub(super) fn ssh_options(env: &Env) -> Vec<String> {
@@ -174,7 +176,7 @@ pub(super) fn close_ssh(env: &Env) {
         if std::path::Path::new(&path.replace("%n", &n.name)).exists() {
             let mut a = ssh_options(env);
             a.extend(["-Oexit".to_string(), n.name.clone()]);
-            let _ = env.runner.run(&Cmd::new("ssh", a), &Mode::Capture);
+            let _ = env.runner.run(&Cmd::new("ssh", a).if_missing(SSH_MISSING), &Mode::Capture);
         }
     }
 }

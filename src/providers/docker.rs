@@ -9,7 +9,7 @@ pub struct Docker<'a>(pub Env<'a>);
 
 impl Docker<'_> {
     fn docker(&self, args: &[&str]) -> Cmd {
-        Cmd::new("docker", args.iter().copied())
+        Cmd::new("docker", args.iter().copied()).if_missing("install Docker: `apt-get install docker.io`, and start dockerd")
     }
 }
 

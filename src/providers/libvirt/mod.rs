@@ -143,7 +143,7 @@ impl Libvirt<'_> {
         // vagrant-libvirt's default connection; virsh alone would pick
         // qemu:///session for a non-root user.
         let uri = std::env::var("LIBVIRT_DEFAULT_URI").unwrap_or_else(|_| "qemu:///system".into());
-        Cmd::new("virsh", ["-c", uri.as_str()].into_iter().chain(args.iter().copied()))
+        Cmd::new("virsh", ["-c", uri.as_str()].into_iter().chain(args.iter().copied())).if_missing("install libvirt's client: `apt-get install libvirt-clients`")
     }
 
     /// vagrant-libvirt names a private network after the project directory and
