@@ -75,7 +75,6 @@ fn edges(src: &Path) -> BTreeMap<PathBuf, BTreeSet<PathBuf>> {
             continue; // lib.rs and main.rs declare the modules; they use nothing back
         }
         let text = code(&std::fs::read_to_string(file).unwrap());
-        let is_parent = file.ends_with("mod.rs");
         let mut targets = BTreeSet::new();
         for (i, _) in text.match_indices("crate::") {
             targets.extend(file_of(src, &path_at(&text[i + 7..])));
@@ -94,13 +93,14 @@ fn edges(src: &Path) -> BTreeMap<PathBuf, BTreeSet<PathBuf>> {
             base.extend(path_at(rest));
             targets.extend(file_of(src, &base));
         }
-        if is_parent {
+        // A file that declares child modules (a mod.rs, or plan.rs for plan/) uses them by bare paths.
+        {
             let dir = file.parent().unwrap();
             for child in text.lines().filter_map(|l| l.trim().strip_prefix("mod ").or_else(|| l.trim().strip_prefix("pub mod "))).map(|l| l.trim_end_matches(';')) {
                 let needle = format!("{child}::");
                 let used = text.match_indices(&needle).any(|(i, _)| !text[..i].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':'));
                 if used {
-                    targets.extend(file_of(src, &[module.clone(), vec![child.to_string()]].concat()).filter(|f| f.starts_with(dir)));
+                    targets.extend(file_of(src, &[module.clone(), vec![child.to_string()]].concat()).filter(|f| f.starts_with(dir) && f != file));
                 }
             }
         }
