@@ -11,7 +11,7 @@
 
 use super::context::DrillCtx;
 use crate::cluster::{Cluster, Ctx};
-use crate::error::{Error, Result};
+use crate::error::{exit, Error, Result};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -207,11 +207,11 @@ pub fn worker(dir: &Path) -> Result<i32> {
     while Instant::now() < deadline {
         if let Err(e) = client.execute(&insert, &[&id]) {
             println!("stopped at row {id}: {}", crate::verify::pg_message(&e));
-            return Ok(0);
+            return Ok(exit::OK);
         }
         writeln!(out, "{id}").map_err(|e| Error::io(&acked, e))?;
         id += 1;
     }
     println!("stopped after 10 minutes at row {id}");
-    Ok(0)
+    Ok(exit::OK)
 }

@@ -46,7 +46,7 @@ use select::select;
 use session::Session;
 
 use crate::cluster::{Cluster, Ctx};
-use crate::error::{Error, Result};
+use crate::error::{exit, Error, Result};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
@@ -58,7 +58,7 @@ pub fn run(ctx: &Ctx, args: &MatrixArgs) -> Result<i32> {
 
     if args.list {
         print!("{}", list(&selected, args.format));
-        return Ok(0);
+        return Ok(exit::OK);
     }
 
     let jobs = match args.jobs {
@@ -86,10 +86,10 @@ pub fn run(ctx: &Ctx, args: &MatrixArgs) -> Result<i32> {
         std::fs::write(p, json_summary(&matrix, &reports, elapsed, jobs)).map_err(|e| Error::io(p, e))?;
     }
     Ok(if crate::signals::requested() {
-        130
+        exit::INTERRUPTED
     } else if reports.iter().any(|r| r.result != Outcome::Passed) {
-        1
+        exit::FAILED
     } else {
-        0
+        exit::OK
     })
 }
