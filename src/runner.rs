@@ -231,11 +231,6 @@ impl Recorder {
         Recorder { calls: Mutex::new(Vec::new()), respond: Box::new(respond) }
     }
 
-    /// Every command succeeds with empty output.
-    pub fn succeeding() -> Recorder {
-        Recorder::new(|_| Output { code: Some(0), ..Default::default() })
-    }
-
     pub fn calls(&self) -> Vec<String> {
         self.calls.lock().unwrap().clone()
     }

@@ -34,8 +34,6 @@ pub struct Capabilities {
     pub provider_options: bool,
     /// `clusterlab box build` makes boxes for it.
     pub box_build: bool,
-    /// Its machines are VMs, which boot for minutes.
-    pub vms: bool,
 }
 
 impl Provider {
@@ -58,7 +56,6 @@ impl Provider {
                 shared_networks: false,
                 provider_options: true,
                 box_build: true,
-                vms: true,
             },
             Provider::Virtualbox => Capabilities {
                 snapshots: true,
@@ -67,7 +64,6 @@ impl Provider {
                 shared_networks: false,
                 provider_options: false,
                 box_build: false,
-                vms: true,
             },
             Provider::Docker => Capabilities {
                 snapshots: false,
@@ -76,7 +72,6 @@ impl Provider {
                 shared_networks: true,
                 provider_options: false,
                 box_build: true,
-                vms: false,
             },
         }
     }
