@@ -44,9 +44,9 @@ impl Handover {
 /// brain to study). Switchover: the leader stops cleanly, NODE replays all
 /// of its WAL, NODE is promoted, and the old leader follows NODE. No
 /// committed row can be lost: at a clean shutdown a walsender exits only
-/// once its standby has flushed everything: "the primary ... waits for all
-/// WAL senders to send all WAL to their standbys" in a fast shutdown
-/// (https://www.postgresql.org/docs/current/server-shutdown.html, SIGINT).
+/// once its standby has flushed everything (PostgreSQL's WalSndDone, in
+/// src/backend/replication/walsender.c of the PostgreSQL sources; the fast
+/// shutdown itself: https://www.postgresql.org/docs/current/server-shutdown.html).
 pub(super) fn run(ctx: &Ctx, c: &Cluster, node: &str, how: Handover) -> Result<()> {
     c.node_named(node)?;
     let vagrant = c.vagrant(ctx);
