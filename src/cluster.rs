@@ -278,7 +278,7 @@ impl Cluster {
                 // With `--no-verify` the row is still needed, unprinted.
                 st.enter(&self.workdir, "reset", "verifying", None)?;
                 let password = self.workdir.lab_password()?;
-                let plan = self.current_plan()?;
+                let plan = &self.plan;
                 let gate = verify::Gate::default();
                 let (clocks, report) = std::thread::scope(|s| {
                     let clocks = s.spawn(|| {
@@ -286,7 +286,7 @@ impl Cluster {
                         gate.open();
                         r
                     });
-                    let report = verify::verify_gated(&plan, &password, Duration::from_secs(60), Some(gate.clone()));
+                    let report = verify::verify_gated(plan, &password, Duration::from_secs(60), Some(gate.clone()));
                     (clocks.join().unwrap_or_else(|_| Err(Error::Verify("setting the guest clocks panicked".into()))), report)
                 });
                 clocks?;
@@ -298,7 +298,7 @@ impl Cluster {
                 }
             } else if verify {
                 st.enter(&self.workdir, "reset", "verifying", None)?;
-                self.verify_and_print(ctx, Duration::from_secs(60), false)?;
+                self.verify_plan_and_print(ctx, &self.plan, Duration::from_secs(60), false)?;
             }
             st.enter(&self.workdir, "reset", "ready", None)?;
             ctx.progress(start, "reset done");
