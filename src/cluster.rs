@@ -348,7 +348,7 @@ impl Cluster {
             .iter()
             .map(|n| NodeStatus {
                 node: n.name.clone(),
-                role: live.node(&n.name).map_or("outside", |l| l.role).into(),
+                role: live.node(&n.name).map_or("outside", |l| l.role.as_str()).into(),
                 address: n.address.clone(),
                 upstream: live.node(&n.name).and_then(|l| l.upstream.clone()),
                 machine: n.machine.clone(),

@@ -72,7 +72,7 @@ pub struct Plan {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Node {
     pub name: String,
-    pub role: &'static str,
+    pub role: Role,
     pub address: String,
     pub upstream: Option<String>,
     pub upstream_address: Option<String>,
@@ -94,6 +94,33 @@ pub struct Node {
     /// The spec's `sync:` for this node, for a live topology to apply again.
     #[serde(skip)]
     pub sync_requested: Option<bool>,
+}
+
+/// A node's part in the topology; serialized as "leader"/"follower" (templates compare it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    #[default]
+    Leader,
+    Follower,
+}
+
+impl Role {
+    /// The leader streams from nobody.
+    pub fn of(upstream: Option<&str>) -> Role {
+        if upstream.is_none() {
+            Role::Leader
+        } else {
+            Role::Follower
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Leader => "leader",
+            Role::Follower => "follower",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -452,7 +479,7 @@ fn nodes_of(spec: &Spec, drafts: &[Draft], addresses: &[String], depth_of: &BTre
             let depth = depth_of[&d.name];
             Node {
                 name: d.name.clone(),
-                role: if upstream.is_none() { "leader" } else { "follower" },
+                role: Role::of(upstream.as_deref()),
                 address: addr.clone(),
                 upstream_address: None,
                 primary_conninfo: None,

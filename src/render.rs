@@ -70,7 +70,7 @@ impl Renderer {
             let mut ctx = ctx.clone();
             ctx.insert("node", node);
             ctx.insert("ctl", &ctl);
-            let template = format!("scripts/{}.sh.tera", node.role);
+            let template = format!("scripts/{}.sh.tera", node.role.as_str());
             files.push(File {
                 path: PathBuf::from("scripts").join(format!("{}.sh", node.name)),
                 content: self.render(&template, &ctx)?,

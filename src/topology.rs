@@ -89,7 +89,7 @@ impl Topology {
             }
             let upstream_address = upstream.as_deref().and_then(|u| base.node(u)).map(|u| u.address.clone());
             nodes.push(Node {
-                role: if upstream.is_none() { "leader" } else { "follower" },
+                role: plan::Role::of(upstream.as_deref()),
                 primary_conninfo: upstream_address.as_deref().map(|a| plan::primary_conninfo(a, base.ssl_mode, &m.name)),
                 slot: upstream.as_ref().filter(|_| base.slots).map(|_| plan::slot_name(&m.name)),
                 sync: base.sync && depth == 1 && m.sync_requested.unwrap_or(m.apply_delay.is_none()),

@@ -5,7 +5,7 @@
 //! nodes in parallel, polled until a deadline.
 
 use crate::error::{Error, Result};
-use crate::plan::{Node, Plan};
+use crate::plan::{Node, Plan, Role};
 use crate::quote;
 use crate::runner::parallel;
 use serde::Serialize;
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct NodeReport {
     pub node: String,
-    pub role: String,
+    pub role: Role,
     pub upstream: Option<String>,
     pub address: String,
     pub in_recovery: Option<bool>,
@@ -170,7 +170,7 @@ pub fn verify_gated(plan: &Plan, password: &str, timeout: Duration, gate: Option
             });
             NodeReport {
                 node: n.name.clone(),
-                role: n.role.into(),
+                role: n.role,
                 upstream: n.upstream.clone(),
                 address: n.address.clone(),
                 problems: if answered == Some(true) { Vec::new() } else { vec![format!("{} does not answer (frozen, or its network is cut)", n.name)] },
@@ -224,7 +224,7 @@ fn blank_reports(plan: &Plan) -> Vec<NodeReport> {
         .iter()
         .map(|n| NodeReport {
             node: n.name.clone(),
-            role: n.role.into(),
+            role: n.role,
             upstream: n.upstream.clone(),
             address: n.address.clone(),
             ..Default::default()
@@ -287,8 +287,8 @@ fn check_views(plan: &Plan, per_node: &[NodeView], reports: &mut [NodeReport]) {
         let r = &mut reports[i];
         r.in_recovery = Some(*in_recovery);
         match (n.role, in_recovery) {
-            ("leader", true) => r.problems.push("the leader is in recovery".into()),
-            ("follower", false) => r.problems.push("not in recovery: this follower was promoted or never became a standby".into()),
+            (Role::Leader, true) => r.problems.push("the leader is in recovery".into()),
+            (Role::Follower, false) => r.problems.push("not in recovery: this follower was promoted or never became a standby".into()),
             _ => {}
         }
         if let Some(up) = &n.upstream {
@@ -344,7 +344,7 @@ fn row_arrives(plan: &Plan, clients: &[Mutex<postgres::Client>], t: &Timing, rep
         }
     };
     let written = Instant::now();
-    let followers: Vec<&Node> = plan.nodes.iter().filter(|n| n.role == "follower").collect();
+    let followers: Vec<&Node> = plan.nodes.iter().filter(|n| n.role == Role::Follower).collect();
     let arrivals = parallel(&followers, |n| -> Result<(Option<u64>, Option<String>)> {
         let mut c = client(n);
         let delayed = is_delayed(plan, n);
@@ -399,7 +399,7 @@ impl Report {
             let yn = |b: Option<bool>, y: &str, no: &str| b.map(|b| if b { y } else { no }).unwrap_or("-").to_string();
             rows.push(vec![
                 n.node.clone(),
-                n.role.clone(),
+                n.role.as_str().to_string(),
                 n.upstream.clone().unwrap_or_else(|| "-".into()),
                 yn(n.in_recovery, "yes", "no"),
                 match (&n.streaming, &n.sync_state) {
@@ -408,8 +408,8 @@ impl Report {
                     _ => "-".into(),
                 },
                 yn(n.slot_active, "active", "inactive"),
-                match (n.role.as_str(), n.row_ms) {
-                    ("leader", _) => "written".into(),
+                match (n.role, n.row_ms) {
+                    (Role::Leader, _) => "written".into(),
                     (_, Some(ms)) => format!("{ms} ms"),
                     _ => "-".into(),
                 },

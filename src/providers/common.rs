@@ -3,7 +3,7 @@
 
 use super::kind::Capabilities;
 use crate::error::{Error, Result};
-use crate::plan::{Node, Plan};
+use crate::plan::{Node, Plan, Role};
 use crate::runner::{check, check_with, parallel, Cmd, Mode, Output, Runner};
 use crate::vagrant::Vagrant;
 use crate::workdir::Workdir;
@@ -53,7 +53,7 @@ pub trait Machines: Sync {
         };
         // The passwords readable by root only, from the first byte on.
         send(env.workdir.path("secrets/passwords"), "umask 077 && cat > /tmp/clusterlab-passwords")?;
-        if node.role == "leader" && !env.plan.sql.is_empty() {
+        if node.role == Role::Leader && !env.plan.sql.is_empty() {
             let tar = env.workdir.path("sql.tar");
             let pack = Cmd::new("tar", ["-cf".to_string(), tar.display().to_string(), "-C".into(), env.workdir.path("sql").display().to_string(), ".".into()]);
             check(env.runner, &pack, &Mode::Capture, "")?;
