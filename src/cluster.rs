@@ -8,7 +8,7 @@ use crate::providers::{self, Env, Machines};
 use crate::render::Renderer;
 use crate::runner::{parallel, Runner};
 use crate::spec::{self, Source, Spec};
-use crate::state::{Lock, State};
+use crate::state::{Lock, Phase, State};
 use crate::topology::Topology;
 use crate::vagrant::Vagrant;
 use crate::verify::{self, Report};
@@ -83,7 +83,7 @@ impl Cluster {
         let mut st = State::load(&self.workdir).unwrap_or_else(|| State {
             cluster: self.plan.name.clone(),
             provider: self.plan.provider,
-            phase: "rendered".into(),
+            phase: Phase::Rendered,
             ..Default::default()
         });
         st.dry_run = !ctx.runner.is_real();
@@ -100,7 +100,7 @@ impl Cluster {
     }
 
     pub(crate) fn record_failure(&self, st: &mut State, e: &Error) {
-        st.phase = if matches!(e, Error::Interrupted(_)) || crate::signals::requested() { "interrupted" } else { "failed" }.into();
+        st.phase = if matches!(e, Error::Interrupted(_)) || crate::signals::requested() { Phase::Interrupted } else { Phase::Failed };
         st.error = Some(e.to_string());
         let _ = st.save(&self.workdir);
     }
@@ -142,7 +142,7 @@ impl Cluster {
         let vagrant = self.vagrant(ctx);
         let provider = self.provider(ctx, &vagrant);
         self.recorded(&mut st, |st| {
-            st.enter(&self.workdir, "up", "starting", None)?;
+            st.enter(&self.workdir, "up", Phase::Starting, None)?;
             if let Some(a) = &accel {
                 ctx.progress(start, a);
             }
@@ -151,24 +151,24 @@ impl Cluster {
             for wave in self.plan.waves() {
                 interrupted("up")?;
                 let names: Vec<&str> = wave.iter().map(|n| n.name.as_str()).collect();
-                st.enter(&self.workdir, "up", "provisioning", Some(&names.join(", ")))?;
+                st.enter(&self.workdir, "up", Phase::Provisioning, Some(&names.join(", ")))?;
                 ctx.progress(start, &format!("provisioning {}", names.join(", ")));
                 parallel(&wave, |n| provider.provision(n))?;
             }
             if verify && ctx.runner.is_real() {
                 interrupted("up")?;
-                st.enter(&self.workdir, "up", "verifying", None)?;
+                st.enter(&self.workdir, "up", Phase::Verifying, None)?;
                 self.verify_and_print(ctx, Duration::from_secs(60), false)?;
             }
             let method = baseline.unwrap_or(if provider.has_snapshots() { Method::Snapshot } else { Method::Data });
             if ctx.runner.is_real() && method != Method::Skip {
                 interrupted("up")?;
-                st.enter(&self.workdir, "up", "baseline", None)?;
+                st.enter(&self.workdir, "up", Phase::Baseline, None)?;
                 ctx.progress(start, &format!("saving the known state ({})", method_name(method)));
                 self.save_baseline(provider.as_ref(), method)?;
                 st.baseline = Some(method_name(method).into());
             }
-            st.enter(&self.workdir, "up", "ready", None)?;
+            st.enter(&self.workdir, "up", Phase::Ready, None)?;
             ctx.progress(start, &format!("cluster {} is up", self.plan.name));
             Ok(())
         })
@@ -254,7 +254,7 @@ impl Cluster {
             ));
         }
         self.recorded(&mut st, |st| {
-            st.enter(&self.workdir, "reset", "resetting", Some(method_name(method)))?;
+            st.enter(&self.workdir, "reset", Phase::Resetting, Some(method_name(method)))?;
             self.thaw_all(provider.as_ref(), st)?;
             match method {
                 Method::Snapshot => provider.restore_snapshots()?,
@@ -276,7 +276,7 @@ impl Cluster {
                 // written after, reaches every follower; then what the
                 // snapshot held for the restore's sake is put back.
                 // With `--no-verify` the row is still needed, unprinted.
-                st.enter(&self.workdir, "reset", "verifying", None)?;
+                st.enter(&self.workdir, "reset", Phase::Verifying, None)?;
                 let password = self.workdir.lab_password()?;
                 let plan = &self.plan;
                 let gate = verify::Gate::default();
@@ -297,10 +297,10 @@ impl Cluster {
                     tracing::warn!("after the restore, replication did not check out (`clusterlab verify SPEC` says why)");
                 }
             } else if verify {
-                st.enter(&self.workdir, "reset", "verifying", None)?;
+                st.enter(&self.workdir, "reset", Phase::Verifying, None)?;
                 self.verify_plan_and_print(ctx, &self.plan, Duration::from_secs(60), false)?;
             }
-            st.enter(&self.workdir, "reset", "ready", None)?;
+            st.enter(&self.workdir, "reset", Phase::Ready, None)?;
             ctx.progress(start, "reset done");
             Ok(())
         })
@@ -313,7 +313,7 @@ impl Cluster {
         let vagrant = self.vagrant(ctx);
         let provider = self.provider(ctx, &vagrant);
         self.recorded(&mut st, |st| {
-            st.enter(&self.workdir, "destroy", "destroying", None)?;
+            st.enter(&self.workdir, "destroy", Phase::Destroying, None)?;
             if self.workdir.path("Vagrantfile").is_file() {
                 ctx.progress(start, &format!("removing the {} machines", self.plan.provider));
                 provider.destroy_machines()?;

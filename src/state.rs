@@ -12,9 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub struct State {
     pub cluster: String,
     pub provider: Provider,
-    /// rendered, starting, provisioning, verifying, baseline, ready, resetting,
-    /// failed, interrupted, destroying.
-    pub phase: String,
+    pub phase: Phase,
     /// The node or step the phase was at.
     #[serde(default)]
     pub detail: Option<String>,
@@ -41,6 +39,36 @@ pub struct State {
     pub dry_run: bool,
 }
 
+/// Where an operation is, as state.json records it (the lowercase name).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Files written, nothing started.
+    #[default]
+    Rendered,
+    Starting,
+    Provisioning,
+    Verifying,
+    /// Saving the known state.
+    Baseline,
+    Ready,
+    Resetting,
+    Failed,
+    Interrupted,
+    Destroying,
+    Promoting,
+    Rejoining,
+    Restoring,
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The serialized name, so messages and state.json agree.
+        let name = serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        f.write_str(&name)
+    }
+}
+
 impl State {
     pub fn load(w: &Workdir) -> Option<State> {
         let text = std::fs::read_to_string(w.path("state.json")).ok()?;
@@ -58,9 +86,9 @@ impl State {
     }
 
     /// Sets the phase and writes the file at once: a crash right after still leaves the truth.
-    pub fn enter(&mut self, w: &Workdir, operation: &str, phase: &str, detail: Option<&str>) -> Result<()> {
+    pub fn enter(&mut self, w: &Workdir, operation: &str, phase: Phase, detail: Option<&str>) -> Result<()> {
         self.operation = Some(operation.into());
-        self.phase = phase.into();
+        self.phase = phase;
         self.detail = detail.map(str::to_string);
         self.error = None;
         self.save(w)
@@ -68,10 +96,10 @@ impl State {
 
     /// What the user should run next, given this state.
     pub fn next_step(&self) -> &'static str {
-        match self.phase.as_str() {
-            "ready" => "the cluster is up: `clusterlab verify SPEC`, `clusterlab reset SPEC`, `clusterlab destroy SPEC`",
-            "rendered" => "`clusterlab up SPEC` starts it",
-            "failed" | "interrupted" => {
+        match self.phase {
+            Phase::Ready => "the cluster is up: `clusterlab verify SPEC`, `clusterlab reset SPEC`, `clusterlab destroy SPEC`",
+            Phase::Rendered => "`clusterlab up SPEC` starts it",
+            Phase::Failed | Phase::Interrupted => {
                 "look at the error and logs/, fix the cause, then `clusterlab destroy SPEC` and `clusterlab up SPEC` (or `up` again to retry)"
             }
             _ => "an operation did not finish: `clusterlab destroy SPEC` removes what exists",
@@ -123,5 +151,39 @@ impl Lock {
 impl Drop for Lock {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_json_written_before_the_enums_still_loads_and_writes_the_same() {
+        let old = r#"{
+  "cluster": "c",
+  "provider": "docker",
+  "phase": "promoting",
+  "detail": "pg2",
+  "operation": "promote",
+  "error": null,
+  "baseline": "data",
+  "live": {
+    "leader": "pg2",
+    "upstreams": {
+      "pg3": "pg2"
+    },
+    "detached": [
+      "pg1"
+    ]
+  },
+  "updated_at": 1
+}"#;
+        let st: State = serde_json::from_str(old).unwrap();
+        assert_eq!(st.phase, Phase::Promoting);
+        assert_eq!(st.provider, Provider::Docker);
+        assert_eq!(st.live.as_ref().unwrap().detached, ["pg1"]);
+        assert_eq!(serde_json::to_string_pretty(&st).unwrap(), old);
+        assert_eq!(Phase::Ready.to_string(), "ready");
     }
 }

@@ -6,7 +6,7 @@ use crate::cluster::{Cluster, Ctx};
 use crate::error::{Error, Result};
 use crate::plan::{Node, Plan};
 use crate::providers::Machines;
-use crate::state::{Lock, State};
+use crate::state::{Lock, Phase, State};
 use crate::topology::Topology;
 use crate::vagrant::Vagrant;
 use std::time::{Duration, Instant};
@@ -46,7 +46,7 @@ impl<'a> DrillCtx<'a> {
         self.ctx.progress(self.start, msg);
     }
 
-    pub fn enter(&mut self, op: &str, phase: &str, detail: Option<&str>) -> Result<()> {
+    pub fn enter(&mut self, op: &str, phase: Phase, detail: Option<&str>) -> Result<()> {
         self.st.enter(&self.c.workdir, op, phase, detail)
     }
 
@@ -64,7 +64,7 @@ impl<'a> DrillCtx<'a> {
     pub fn settle(&mut self, op: &str, next: &Topology) -> Result<()> {
         self.sync_names(&next.plan(&self.c.plan)?)?;
         self.c.record_live(&mut self.st, next);
-        self.enter(op, "ready", None)
+        self.enter(op, Phase::Ready, None)
     }
 
     /// Writes the live plan's synchronous_standby_names on its leader: the
@@ -99,6 +99,6 @@ impl<'a> DrillCtx<'a> {
 
 fn running_state(c: &Cluster, op: &str) -> Result<State> {
     // Up and ready (a matrix cell keeps no known state), or changed by a drill since.
-    let st = State::load(&c.workdir).filter(|s| s.phase == "ready" || s.baseline.is_some() || s.live.is_some());
+    let st = State::load(&c.workdir).filter(|s| s.phase == Phase::Ready || s.baseline.is_some() || s.live.is_some());
     st.ok_or_else(|| Error::usage(format!("cluster {} is not up, nothing to {op}", c.plan.name), "`clusterlab up SPEC` first; `clusterlab status SPEC` says where it is"))
 }

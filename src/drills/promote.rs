@@ -5,6 +5,7 @@
 use super::context::DrillCtx;
 use super::resync::resync;
 use crate::cluster::{Cluster, Ctx};
+use crate::state::Phase;
 use crate::error::{Error, Result};
 use crate::plan::Node;
 use crate::topology::Topology;
@@ -80,7 +81,7 @@ fn hand_over(d: &mut DrillCtx, node: &str, how: Handover) -> Result<Topology> {
     let new_plan = next.plan(&d.c.plan)?;
     let op = how.op();
     d.recorded(|d| {
-        d.enter(op, "promoting", Some(node))?;
+        d.enter(op, Phase::Promoting, Some(node))?;
         let diverged = leave(d, node, how)?;
         d.progress(&format!("promoting {node}"));
         d.node_ctl(node, "promote")?;

@@ -4,6 +4,7 @@
 use super::context::DrillCtx;
 use super::resync::resync;
 use crate::cluster::{Cluster, Ctx};
+use crate::state::Phase;
 use crate::error::{Error, Result};
 use crate::topology::Topology;
 
@@ -29,7 +30,7 @@ fn bring_back(d: &mut DrillCtx, node: &str) -> Result<(Topology, &'static str)> 
     let me = new_plan.node(node).expect("the rejoined node is in the live plan");
     let leader = new_plan.node(&next.leader).expect("the leader is in the live plan");
     let how = d.recorded(|d| {
-        d.enter("rejoin", "rejoining", Some(node))?;
+        d.enter("rejoin", Phase::Rejoining, Some(node))?;
         if let Some(slot) = &me.slot {
             d.p.exec(d.machine(&leader.name), &["clusterlab-pg", "slot", slot])?;
         }

@@ -6,6 +6,7 @@
 use super::backup::{backups_dir, manifest, Manifest, RestoreArgs, RestoreAs};
 use super::context::DrillCtx;
 use crate::cluster::{Cluster, Ctx};
+use crate::state::Phase;
 use crate::error::{Error, Result};
 use crate::plan::Node;
 use crate::runner::{check, Mode};
@@ -29,7 +30,7 @@ pub(super) fn run(ctx: &Ctx, c: &Cluster, args: &RestoreArgs) -> Result<String> 
         check_target(c, &leader, &c.workdir.lab_password()?, &m, t)?;
     }
     let (next, how) = d.recorded(|d| {
-        d.enter("restore", "restoring", Some(node))?;
+        d.enter("restore", Phase::Restoring, Some(node))?;
         unpack(d, node, &leader.name, &m)?;
         let (next, how) = match args.as_ {
             RestoreAs::Leader => (Topology::alone(node, &d.c.plan), recover_as_leader(d, node, args, &m)?),
