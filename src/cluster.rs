@@ -8,6 +8,7 @@ use crate::providers::{self, Env, Machines};
 use crate::render::Renderer;
 use crate::runner::{parallel, Runner};
 use crate::spec::{self, Source, Spec};
+pub use crate::state::Method;
 use crate::state::{Lock, Phase, State};
 use crate::topology::Topology;
 use crate::vagrant::Vagrant;
@@ -16,19 +17,6 @@ use crate::workdir::Workdir;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-/// How the known state is kept and brought back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
-pub enum Method {
-    /// Whole-machine snapshots (libvirt, virtualbox).
-    Snapshot,
-    /// A copy of each stopped data directory, restored in place (any provider).
-    Data,
-    /// Both, so either reset method works later.
-    Both,
-    /// None: a cluster that will not be reset (a matrix cell) comes up faster.
-    Skip,
-}
 
 /// What every operation needs besides the cluster itself.
 pub struct Ctx<'a> {
@@ -164,9 +152,9 @@ impl Cluster {
             if ctx.runner.is_real() && method != Method::Skip {
                 interrupted("up")?;
                 st.enter(&self.workdir, "up", Phase::Baseline, None)?;
-                ctx.progress(start, &format!("saving the known state ({})", method_name(method)));
+                ctx.progress(start, &format!("saving the known state ({})", method.as_str()));
                 self.save_baseline(provider.as_ref(), method)?;
-                st.baseline = Some(method_name(method).into());
+                st.baseline = Some(method);
             }
             st.enter(&self.workdir, "up", Phase::Ready, None)?;
             ctx.progress(start, &format!("cluster {} is up", self.plan.name));
@@ -227,7 +215,7 @@ impl Cluster {
         let start = Instant::now();
         let _lock = Lock::acquire(&self.workdir, &self.plan.name, "reset")?;
         let mut st = self.state(ctx);
-        let Some(baseline) = st.baseline.clone() else {
+        let Some(baseline) = st.baseline else {
             return Err(Error::usage(
                 format!("cluster {} has no known state to go back to (phase: {})", self.plan.name, st.phase),
                 "`clusterlab up SPEC` brings the cluster up and saves its known state",
@@ -238,23 +226,23 @@ impl Cluster {
         let method = match method {
             Some(Method::Both | Method::Skip) => return Err(Error::usage("reset uses one method", "use `--method snapshot` or `--method data`")),
             Some(m) => m,
-            None if baseline == "data" => Method::Data,
+            None if baseline == Method::Data => Method::Data,
             None => Method::Snapshot,
         };
-        if method == Method::Snapshot && baseline == "data" {
+        if method == Method::Snapshot && baseline == Method::Data {
             return Err(Error::usage(
                 "the known state was saved as data-directory copies, not snapshots",
                 "use `clusterlab reset --method data`, or `clusterlab up --baseline both` to have both",
             ));
         }
-        if method == Method::Data && baseline == "snapshot" {
+        if method == Method::Data && baseline == Method::Snapshot {
             return Err(Error::usage(
                 "no data-directory copies were saved at `up`",
                 "use `--method snapshot`, or `clusterlab up --baseline both` to have both",
             ));
         }
         self.recorded(&mut st, |st| {
-            st.enter(&self.workdir, "reset", Phase::Resetting, Some(method_name(method)))?;
+            st.enter(&self.workdir, "reset", Phase::Resetting, Some(method.as_str()))?;
             self.thaw_all(provider.as_ref(), st)?;
             match method {
                 Method::Snapshot => provider.restore_snapshots()?,
@@ -270,7 +258,7 @@ impl Cluster {
             // The known state has the spec's topology: whatever a drill changed is undone.
             st.live = None;
             st.save(&self.workdir)?;
-            ctx.progress(start, &format!("restored the known state ({})", method_name(method)));
+            ctx.progress(start, &format!("restored the known state ({})", method.as_str()));
             if method == Method::Snapshot && provider.restore_needs_settling() {
                 // The guests' clocks are set while verify connects; its row,
                 // written after, reaches every follower; then what the
@@ -418,15 +406,6 @@ fn interrupted(op: &str) -> Result<()> {
     Ok(())
 }
 
-fn method_name(m: Method) -> &'static str {
-    match m {
-        Method::Snapshot => "snapshot",
-        Method::Data => "data",
-        Method::Both => "both",
-        Method::Skip => "none",
-    }
-}
-
 #[derive(Debug, Serialize)]
 pub struct NodeStatus {
     pub node: String,
@@ -463,7 +442,7 @@ impl StatusReport {
                 if let Some(e) = &s.error {
                     out += &format!("error: {}\n", e.lines().next().unwrap_or_default());
                 }
-                out += &format!("known state: {}\n", s.baseline.as_deref().unwrap_or("none"));
+                out += &format!("known state: {}\n", s.baseline.map_or("none", Method::as_str));
                 if let Some(tree) = &self.topology {
                     out += tree;
                 }

@@ -21,9 +21,9 @@ pub struct State {
     pub operation: Option<String>,
     #[serde(default)]
     pub error: Option<String>,
-    /// How the known state was saved: `snapshot` or `data`; None before the first successful up.
+    /// How the known state was saved (snapshot, data or both); None before the first successful up.
     #[serde(default)]
-    pub baseline: Option<String>,
+    pub baseline: Option<Method>,
     /// The topology a drill left (promote, rejoin); None: the spec's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub live: Option<crate::topology::Topology>,
@@ -37,6 +37,33 @@ pub struct State {
     /// Set for --dry-run: nothing really happened, so nothing is recorded.
     #[serde(skip)]
     pub dry_run: bool,
+}
+
+/// How the known state is kept and brought back (`up --baseline`, `reset --method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Whole-machine snapshots (libvirt, virtualbox).
+    Snapshot,
+    /// A copy of each stopped data directory, restored in place (any provider).
+    Data,
+    /// Both, so either reset method works later.
+    Both,
+    /// None: a cluster that will not be reset (a matrix cell) comes up faster.
+    #[serde(rename = "none")]
+    Skip,
+}
+
+impl Method {
+    /// As state.json and messages name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Snapshot => "snapshot",
+            Method::Data => "data",
+            Method::Both => "both",
+            Method::Skip => "none",
+        }
+    }
 }
 
 /// Where an operation is, as state.json records it (the lowercase name).
