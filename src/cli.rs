@@ -286,7 +286,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Ssh { spec, node, command } => {
             let c = load(&spec, wd)?;
-            c.plan.node(&node).ok_or_else(|| unknown_node(&c, &node))?;
+            c.node_named(&node)?;
             c.vagrant(&ctx).ssh(&node, command.as_deref())
         }
         Command::Sql { spec, sql, node } => run_sql(&load(&spec, wd)?, &sql, node.as_deref()),
@@ -364,7 +364,7 @@ fn run_sql(c: &Cluster, sql: &str, node: Option<&str>) -> Result<i32> {
     // The leader is the live one: after a promote, not the spec's.
     let live = c.current_plan()?;
     let n = match node {
-        Some(name) => c.plan.node(name).ok_or_else(|| unknown_node(c, name))?,
+        Some(name) => c.node_named(name)?,
         None => live.leader(),
     };
     let mut client = crate::verify::connect(n, &c.workdir.lab_password()?, &c.plan, Duration::from_secs(5))?;
@@ -376,11 +376,6 @@ fn run_sql(c: &Cluster, sql: &str, node: Option<&str>) -> Result<i32> {
         }
     }
     Ok(exit::OK)
-}
-
-fn unknown_node(c: &Cluster, name: &str) -> Error {
-    let names: Vec<&str> = c.plan.nodes.iter().map(|n| n.name.as_str()).collect();
-    Error::usage(format!("cluster {} has no node `{name}`", c.plan.name), format!("nodes: {}", names.join(", ")))
 }
 
 pub fn summary(c: &Cluster) -> String {
