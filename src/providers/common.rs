@@ -1,7 +1,7 @@
 //! What every provider shares: the interface (`Machines`), what each is
 //! handed (`Env`), provisioning through `exec`, ssh to VMs, blackhole routes.
 
-use super::kind::Capabilities;
+use super::kind::{Capabilities, Provider};
 use crate::error::{Error, Result};
 use crate::plan::{Node, Plan, Role};
 use crate::runner::{check, check_with, parallel, Cmd, Mode, Output, Runner};
@@ -89,8 +89,12 @@ pub trait Machines: Sync {
     }
     /// The provider's word for a machine's state ("running", "shut off", "missing"...).
     fn machine_state(&self, node: &Node) -> Result<String>;
-    /// Freezes a whole machine (processes, network and clock stop) or thaws it.
-    fn freeze(&self, node: &Node, frozen: bool) -> Result<()>;
+    /// Freezes a whole machine (processes, network and clock stop) or thaws
+    /// it; refused where the provider cannot (`Capabilities::freeze`).
+    fn freeze(&self, _node: &Node, _frozen: bool) -> Result<()> {
+        let can: Vec<&str> = Provider::ALL.iter().filter(|p| p.capabilities().freeze).map(|p| p.as_str()).collect();
+        Err(Error::usage(format!("freezing a {} machine is not supported", self.name()), format!("use the {} provider for this fault", can.join(" or "))))
+    }
     /// Cuts a node off from the given addresses (both ways need a call on
     /// each side), or restores the routes. The host keeps reaching the node.
     fn partition(&self, node: &Node, peers: &[&str], cut: bool) -> Result<()> {

@@ -30,6 +30,8 @@ pub struct Capabilities {
     pub configure_network: bool,
     /// `vagrant up` makes host networks that clusters starting at once must take turns on.
     pub shared_networks: bool,
+    /// Freezes a whole machine (`fault pause`): `docker pause`, `virsh suspend`.
+    pub freeze: bool,
     /// Takes `provider_options` (driver, CPU, kernel).
     pub provider_options: bool,
     /// `clusterlab box build` makes boxes for it.
@@ -54,6 +56,7 @@ impl Provider {
                 settle_after_restore: true,
                 configure_network: true,
                 shared_networks: false,
+                freeze: true,
                 provider_options: true,
                 box_build: true,
             },
@@ -62,6 +65,7 @@ impl Provider {
                 settle_after_restore: false,
                 configure_network: false,
                 shared_networks: false,
+                freeze: false,
                 provider_options: false,
                 box_build: false,
             },
@@ -70,6 +74,7 @@ impl Provider {
                 settle_after_restore: false,
                 configure_network: false,
                 shared_networks: true,
+                freeze: true,
                 provider_options: false,
                 box_build: true,
             },
@@ -97,5 +102,23 @@ impl Provider {
 impl std::fmt::Display for Provider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_provider_serializes_as_its_name_and_says_what_it_can() {
+        for p in Provider::ALL {
+            assert_eq!(serde_json::to_value(p).unwrap(), p.as_str());
+            assert_eq!(p.to_string(), p.as_str());
+        }
+        let only = |f: fn(Capabilities) -> bool| Provider::ALL.into_iter().filter(|p| f(p.capabilities())).map(Provider::as_str).collect::<Vec<_>>();
+        assert_eq!(only(|c| c.snapshots), ["libvirt", "virtualbox"]);
+        assert_eq!(only(|c| c.configure_network), ["libvirt"]);
+        assert_eq!(only(|c| c.freeze), ["libvirt", "docker"]);
+        assert_eq!(only(|c| c.box_build), ["libvirt", "docker"]);
     }
 }

@@ -2,7 +2,7 @@
 //! the project's machines), so snapshots go through `vagrant snapshot`.
 
 use super::common::{close_ssh, ssh_cmd, Env, Machines, SNAPSHOT};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::plan::Node;
 use crate::runner::Cmd;
 
@@ -28,10 +28,6 @@ impl Machines for Virtualbox<'_> {
 
     fn machine_state(&self, _node: &Node) -> Result<String> {
         Ok("unknown (see `vagrant status`)".into())
-    }
-
-    fn freeze(&self, _node: &Node, _frozen: bool) -> Result<()> {
-        Err(Error::usage("freezing a VirtualBox machine is not supported", "use the docker or libvirt provider for this fault"))
     }
 
     fn remove_leftovers(&self) -> Result<Vec<String>> {
