@@ -9,7 +9,7 @@ use crate::render::Renderer;
 use crate::runner::{parallel, Runner};
 use crate::spec::{self, Source, Spec};
 pub use crate::state::Method;
-use crate::state::{Lock, Phase, State};
+use crate::state::{Lock, Operation, Phase, State};
 use crate::topology::Topology;
 use crate::vagrant::Vagrant;
 use crate::verify::{self, Report};
@@ -124,13 +124,13 @@ impl Cluster {
 
     pub fn up(&self, ctx: &Ctx, verify: bool, baseline: Option<Method>) -> Result<()> {
         let start = Instant::now();
-        let _lock = Lock::acquire(&self.workdir, &self.plan.name, "up")?;
+        let _lock = Lock::acquire(&self.workdir, &self.plan.name, Operation::Up)?;
         let (_, accel) = self.render(ctx.templates.as_deref(), ctx.runner.is_real())?;
         let mut st = self.state(ctx);
         let vagrant = self.vagrant(ctx);
         let provider = self.provider(ctx, &vagrant);
         self.recorded(&mut st, |st| {
-            st.enter(&self.workdir, "up", Phase::Starting, None)?;
+            st.enter(&self.workdir, Operation::Up, Phase::Starting, None)?;
             if let Some(a) = &accel {
                 ctx.progress(start, a);
             }
@@ -139,24 +139,24 @@ impl Cluster {
             for wave in self.plan.waves() {
                 interrupted("up")?;
                 let names: Vec<&str> = wave.iter().map(|n| n.name.as_str()).collect();
-                st.enter(&self.workdir, "up", Phase::Provisioning, Some(&names.join(", ")))?;
+                st.enter(&self.workdir, Operation::Up, Phase::Provisioning, Some(&names.join(", ")))?;
                 ctx.progress(start, &format!("provisioning {}", names.join(", ")));
                 parallel(&wave, |n| provider.provision(n))?;
             }
             if verify && ctx.runner.is_real() {
                 interrupted("up")?;
-                st.enter(&self.workdir, "up", Phase::Verifying, None)?;
+                st.enter(&self.workdir, Operation::Up, Phase::Verifying, None)?;
                 self.verify_and_print(ctx, Duration::from_secs(60), false)?;
             }
             let method = baseline.unwrap_or(if provider.has_snapshots() { Method::Snapshot } else { Method::Data });
             if ctx.runner.is_real() && method != Method::Skip {
                 interrupted("up")?;
-                st.enter(&self.workdir, "up", Phase::Baseline, None)?;
+                st.enter(&self.workdir, Operation::Up, Phase::Baseline, None)?;
                 ctx.progress(start, &format!("saving the known state ({})", method.as_str()));
                 self.save_baseline(provider.as_ref(), method)?;
                 st.baseline = Some(method);
             }
-            st.enter(&self.workdir, "up", Phase::Ready, None)?;
+            st.enter(&self.workdir, Operation::Up, Phase::Ready, None)?;
             ctx.progress(start, &format!("cluster {} is up", self.plan.name));
             Ok(())
         })
@@ -213,7 +213,7 @@ impl Cluster {
 
     pub fn reset(&self, ctx: &Ctx, method: Option<Method>, verify: bool) -> Result<()> {
         let start = Instant::now();
-        let _lock = Lock::acquire(&self.workdir, &self.plan.name, "reset")?;
+        let _lock = Lock::acquire(&self.workdir, &self.plan.name, Operation::Reset)?;
         let mut st = self.state(ctx);
         let Some(baseline) = st.baseline else {
             return Err(Error::usage(
@@ -242,7 +242,7 @@ impl Cluster {
             ));
         }
         self.recorded(&mut st, |st| {
-            st.enter(&self.workdir, "reset", Phase::Resetting, Some(method.as_str()))?;
+            st.enter(&self.workdir, Operation::Reset, Phase::Resetting, Some(method.as_str()))?;
             self.thaw_all(provider.as_ref(), st)?;
             match method {
                 Method::Snapshot => provider.restore_snapshots()?,
@@ -264,7 +264,7 @@ impl Cluster {
                 // written after, reaches every follower; then what the
                 // snapshot held for the restore's sake is put back.
                 // With `--no-verify` the row is still needed, unprinted.
-                st.enter(&self.workdir, "reset", Phase::Verifying, None)?;
+                st.enter(&self.workdir, Operation::Reset, Phase::Verifying, None)?;
                 let password = self.workdir.lab_password()?;
                 let plan = &self.plan;
                 let gate = verify::Gate::default();
@@ -285,10 +285,10 @@ impl Cluster {
                     tracing::warn!("after the restore, replication did not check out (`clusterlab verify SPEC` says why)");
                 }
             } else if verify {
-                st.enter(&self.workdir, "reset", Phase::Verifying, None)?;
+                st.enter(&self.workdir, Operation::Reset, Phase::Verifying, None)?;
                 self.verify_plan_and_print(ctx, &self.plan, Duration::from_secs(60), false)?;
             }
-            st.enter(&self.workdir, "reset", Phase::Ready, None)?;
+            st.enter(&self.workdir, Operation::Reset, Phase::Ready, None)?;
             ctx.progress(start, "reset done");
             Ok(())
         })
@@ -296,12 +296,12 @@ impl Cluster {
 
     pub fn destroy(&self, ctx: &Ctx) -> Result<()> {
         let start = Instant::now();
-        let lock = Lock::acquire(&self.workdir, &self.plan.name, "destroy")?;
+        let lock = Lock::acquire(&self.workdir, &self.plan.name, Operation::Destroy)?;
         let mut st = self.state(ctx);
         let vagrant = self.vagrant(ctx);
         let provider = self.provider(ctx, &vagrant);
         self.recorded(&mut st, |st| {
-            st.enter(&self.workdir, "destroy", Phase::Destroying, None)?;
+            st.enter(&self.workdir, Operation::Destroy, Phase::Destroying, None)?;
             if self.workdir.path("Vagrantfile").is_file() {
                 ctx.progress(start, &format!("removing the {} machines", self.plan.provider));
                 provider.destroy_machines()?;

@@ -16,9 +16,9 @@ pub struct State {
     /// The node or step the phase was at.
     #[serde(default)]
     pub detail: Option<String>,
-    /// The operation that set the phase: up, reset, destroy...
+    /// The operation that set the phase.
     #[serde(default)]
-    pub operation: Option<String>,
+    pub operation: Option<Operation>,
     #[serde(default)]
     pub error: Option<String>,
     /// How the known state was saved (snapshot, data or both); None before the first successful up.
@@ -66,6 +66,28 @@ impl Method {
     }
 }
 
+/// What a clusterlab command does to a cluster: recorded with the phase, and named in the lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Operation {
+    Up,
+    Reset,
+    Destroy,
+    Promote,
+    Switchover,
+    Rejoin,
+    Fault,
+    Backup,
+    Restore,
+    Writes,
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&serde_name(self))
+    }
+}
+
 /// Where an operation is, as state.json records it (the lowercase name).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -90,10 +112,13 @@ pub enum Phase {
 
 impl std::fmt::Display for Phase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The serialized name, so messages and state.json agree.
-        let name = serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-        f.write_str(&name)
+        f.write_str(&serde_name(self))
     }
+}
+
+/// A unit variant's serialized name: messages and state.json say the same.
+fn serde_name(v: &impl Serialize) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 
 impl State {
@@ -113,8 +138,8 @@ impl State {
     }
 
     /// Sets the phase and writes the file at once: a crash right after still leaves the truth.
-    pub fn enter(&mut self, w: &Workdir, operation: &str, phase: Phase, detail: Option<&str>) -> Result<()> {
-        self.operation = Some(operation.into());
+    pub fn enter(&mut self, w: &Workdir, operation: Operation, phase: Phase, detail: Option<&str>) -> Result<()> {
+        self.operation = Some(operation);
         self.phase = phase;
         self.detail = detail.map(str::to_string);
         self.error = None;
@@ -140,7 +165,7 @@ pub struct Lock {
 }
 
 impl Lock {
-    pub fn acquire(w: &Workdir, cluster: &str, what: &str) -> Result<Lock> {
+    pub fn acquire(w: &Workdir, cluster: &str, what: Operation) -> Result<Lock> {
         std::fs::create_dir_all(&w.root).map_err(|e| Error::io(&w.root, e))?;
         let path = w.path("lock");
         for _ in 0..2 {
@@ -212,5 +237,6 @@ mod tests {
         assert_eq!(st.live.as_ref().unwrap().detached, ["pg1"]);
         assert_eq!(serde_json::to_string_pretty(&st).unwrap(), old);
         assert_eq!(Phase::Ready.to_string(), "ready");
+        assert_eq!(st.operation.map(|o| o.to_string()).as_deref(), Some("promote"));
     }
 }

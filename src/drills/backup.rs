@@ -12,6 +12,7 @@
 
 use super::context::DrillCtx;
 use crate::cluster::{Cluster, Ctx};
+use crate::state::Operation;
 use crate::error::{Error, Result};
 use crate::runner::{check, Mode};
 use serde::{Deserialize, Serialize};
@@ -190,7 +191,7 @@ pub(super) fn run(ctx: &Ctx, c: &Cluster, args: &BackupArgs) -> Result<Manifest>
         c.node_named(node)?;
     }
     let vagrant = c.vagrant(ctx);
-    let d = DrillCtx::begin(ctx, c, &vagrant, "backup", "back up")?;
+    let d = DrillCtx::begin(ctx, c, &vagrant, Operation::Backup, "back up")?;
     let node = args.node.clone().unwrap_or_else(|| d.plan.leader().name.clone());
     if d.live.is_detached(&node) {
         return Err(Error::usage(format!("{node} is outside the topology (fenced)"), "back up the leader or one of its followers"));

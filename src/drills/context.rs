@@ -6,7 +6,7 @@ use crate::cluster::{Cluster, Ctx};
 use crate::error::{Error, Result};
 use crate::plan::{Node, Plan};
 use crate::providers::Machines;
-use crate::state::{Lock, Phase, State};
+use crate::state::{Lock, Operation, Phase, State};
 use crate::topology::Topology;
 use crate::vagrant::Vagrant;
 use std::time::{Duration, Instant};
@@ -28,7 +28,7 @@ impl<'a> DrillCtx<'a> {
     /// What every drill does first: the cluster's lock, a cluster that is
     /// up, and the topology it has now. (The caller checks its node first:
     /// a wrong name is refused before anything else.)
-    pub fn begin(ctx: &'a Ctx<'a>, c: &'a Cluster, vagrant: &'a Vagrant<'a>, op: &str, verb: &str) -> Result<DrillCtx<'a>> {
+    pub fn begin(ctx: &'a Ctx<'a>, c: &'a Cluster, vagrant: &'a Vagrant<'a>, op: Operation, verb: &str) -> Result<DrillCtx<'a>> {
         let start = Instant::now();
         let lock = Lock::acquire(&c.workdir, &c.plan.name, op)?;
         let st = running_state(c, verb)?;
@@ -46,7 +46,7 @@ impl<'a> DrillCtx<'a> {
         self.ctx.progress(self.start, msg);
     }
 
-    pub fn enter(&mut self, op: &str, phase: Phase, detail: Option<&str>) -> Result<()> {
+    pub fn enter(&mut self, op: Operation, phase: Phase, detail: Option<&str>) -> Result<()> {
         self.st.enter(&self.c.workdir, op, phase, detail)
     }
 
@@ -61,7 +61,7 @@ impl<'a> DrillCtx<'a> {
 
     /// How a drill that changed the topology ends: the new leader's
     /// synchronous standbys, the topology recorded, the cluster ready.
-    pub fn settle(&mut self, op: &str, next: &Topology) -> Result<()> {
+    pub fn settle(&mut self, op: Operation, next: &Topology) -> Result<()> {
         self.sync_names(&next.plan(&self.c.plan)?)?;
         self.c.record_live(&mut self.st, next);
         self.enter(op, Phase::Ready, None)

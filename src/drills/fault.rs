@@ -3,6 +3,7 @@
 
 use super::context::DrillCtx;
 use crate::cluster::{Cluster, Ctx};
+use crate::state::Operation;
 use crate::error::Result;
 
 /// What `fault` can do to a node.
@@ -24,7 +25,7 @@ pub enum Fault {
 pub(super) fn run(ctx: &Ctx, c: &Cluster, node: &str, fault: Fault) -> Result<()> {
     c.node_named(node)?;
     let vagrant = c.vagrant(ctx);
-    let mut d = DrillCtx::begin(ctx, c, &vagrant, "fault", "break")?;
+    let mut d = DrillCtx::begin(ctx, c, &vagrant, Operation::Fault, "break")?;
     d.recorded(|d| {
         apply(d, node, fault)?;
         d.st.save(&d.c.workdir)

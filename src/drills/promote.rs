@@ -5,7 +5,7 @@
 use super::context::DrillCtx;
 use super::resync::resync;
 use crate::cluster::{Cluster, Ctx};
-use crate::state::Phase;
+use crate::state::{Operation, Phase};
 use crate::error::{Error, Result};
 use crate::plan::Node;
 use crate::topology::Topology;
@@ -22,11 +22,11 @@ pub(super) enum Handover {
 }
 
 impl Handover {
-    fn op(self) -> &'static str {
+    fn op(self) -> Operation {
         if self == Handover::Switchover {
-            "switchover"
+            Operation::Switchover
         } else {
-            "promote"
+            Operation::Promote
         }
     }
 
@@ -51,7 +51,7 @@ impl Handover {
 pub(super) fn run(ctx: &Ctx, c: &Cluster, node: &str, how: Handover) -> Result<()> {
     c.node_named(node)?;
     let vagrant = c.vagrant(ctx);
-    let mut d = DrillCtx::begin(ctx, c, &vagrant, how.op(), how.op())?;
+    let mut d = DrillCtx::begin(ctx, c, &vagrant, how.op(), &how.op().to_string())?;
     let old = d.live.leader.clone();
     let next = hand_over(&mut d, node, how)?;
     d.verify(&next)?;

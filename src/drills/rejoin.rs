@@ -4,7 +4,7 @@
 use super::context::DrillCtx;
 use super::resync::resync;
 use crate::cluster::{Cluster, Ctx};
-use crate::state::Phase;
+use crate::state::{Operation, Phase};
 use crate::error::{Error, Result};
 use crate::topology::Topology;
 
@@ -12,7 +12,7 @@ use crate::topology::Topology;
 pub(super) fn run(ctx: &Ctx, c: &Cluster, node: &str) -> Result<()> {
     c.node_named(node)?;
     let vagrant = c.vagrant(ctx);
-    let mut d = DrillCtx::begin(ctx, c, &vagrant, "rejoin", "rejoin")?;
+    let mut d = DrillCtx::begin(ctx, c, &vagrant, Operation::Rejoin, "rejoin")?;
     let (next, how) = bring_back(&mut d, node)?;
     d.verify(&next)?;
     d.progress(&format!("{node} follows {} again (by {how})", next.leader));
@@ -30,12 +30,12 @@ fn bring_back(d: &mut DrillCtx, node: &str) -> Result<(Topology, &'static str)> 
     let me = new_plan.node(node).expect("the rejoined node is in the live plan");
     let leader = new_plan.node(&next.leader).expect("the leader is in the live plan");
     let how = d.recorded(|d| {
-        d.enter("rejoin", Phase::Rejoining, Some(node))?;
+        d.enter(Operation::Rejoin, Phase::Rejoining, Some(node))?;
         if let Some(slot) = &me.slot {
             d.p.exec(d.machine(&leader.name), &["clusterlab-pg", "slot", slot])?;
         }
         let how = resync(d, me, leader, &new_plan)?;
-        d.settle("rejoin", &next)?;
+        d.settle(Operation::Rejoin, &next)?;
         Ok(how)
     })?;
     Ok((next, how))

@@ -6,7 +6,7 @@
 use super::backup::{backups_dir, manifest, Manifest, RestoreArgs, RestoreAs};
 use super::context::DrillCtx;
 use crate::cluster::{Cluster, Ctx};
-use crate::state::Phase;
+use crate::state::{Operation, Phase};
 use crate::error::{Error, Result};
 use crate::plan::Node;
 use crate::runner::{check, Mode};
@@ -21,7 +21,7 @@ pub(super) fn run(ctx: &Ctx, c: &Cluster, args: &RestoreArgs) -> Result<String> 
     let m = manifest(c, &args.backup)?;
     refuse(c, args, &m)?;
     let vagrant = c.vagrant(ctx);
-    let mut d = DrillCtx::begin(ctx, c, &vagrant, "restore", "restore")?;
+    let mut d = DrillCtx::begin(ctx, c, &vagrant, Operation::Restore, "restore")?;
     let leader = d.plan.leader().clone();
     if args.as_ == RestoreAs::Follower && leader.name == node {
         return Err(Error::usage(format!("{node} is the leader; it cannot follow itself"), "restore onto a follower, or `--as leader`"));
@@ -30,13 +30,13 @@ pub(super) fn run(ctx: &Ctx, c: &Cluster, args: &RestoreArgs) -> Result<String> 
         check_target(c, &leader, &c.workdir.lab_password()?, &m, t)?;
     }
     let (next, how) = d.recorded(|d| {
-        d.enter("restore", Phase::Restoring, Some(node))?;
+        d.enter(Operation::Restore, Phase::Restoring, Some(node))?;
         unpack(d, node, &leader.name, &m)?;
         let (next, how) = match args.as_ {
             RestoreAs::Leader => (Topology::alone(node, &d.c.plan), recover_as_leader(d, node, args, &m)?),
             RestoreAs::Follower => follow_leader(d, node, &m)?,
         };
-        d.settle("restore", &next)?;
+        d.settle(Operation::Restore, &next)?;
         Ok((next, how))
     })?;
     d.verify(&next)?;

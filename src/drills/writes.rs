@@ -11,6 +11,7 @@
 
 use super::context::DrillCtx;
 use crate::cluster::{Cluster, Ctx};
+use crate::state::Operation;
 use crate::error::{exit, Error, Result};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -66,7 +67,7 @@ pub(super) fn run(ctx: &Ctx, c: &Cluster, args: &WritesArgs) -> Result<String> {
 /// A writer process on the live leader, once it has `min_rows` acknowledged.
 fn start(ctx: &Ctx, c: &Cluster, min_rows: u64) -> Result<String> {
     let vagrant = c.vagrant(ctx);
-    let d = DrillCtx::begin(ctx, c, &vagrant, "writes", "write to")?;
+    let d = DrillCtx::begin(ctx, c, &vagrant, Operation::Writes, "write to")?;
     let (start, plan) = (d.start, &d.plan);
     let leader = plan.leader();
     if !ctx.runner.is_real() {
