@@ -4,10 +4,10 @@
 //! `templates/box/compile.sh` when `--source` is given. Both source `templates/box/lib.sh`.
 
 use crate::error::{Error, Result};
-use crate::providers::kind::Provider;
 use crate::facts::{box_name, suite_major, Facts, Major, SUITES, SUITE_WITHOUT_POSTGRES};
-use crate::templates::template_text;
+use crate::providers::kind::Provider;
 use crate::runner::{check, Cmd, Mode, Runner};
+use crate::templates::template_text;
 use std::path::{Path, PathBuf};
 
 /// Where boxes, images, builds and the KVM probe's answer are kept.

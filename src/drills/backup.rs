@@ -12,9 +12,9 @@
 
 use super::context::DrillCtx;
 use crate::cluster::{Cluster, Ctx};
-use crate::state::Operation;
 use crate::error::{Error, Result};
 use crate::runner::{check, Mode};
+use crate::state::Operation;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 

@@ -3,8 +3,8 @@
 
 use super::context::DrillCtx;
 use crate::cluster::{Cluster, Ctx};
-use crate::state::Operation;
 use crate::error::Result;
+use crate::state::Operation;
 
 /// What `fault` can do to a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -5,9 +5,9 @@
 use super::context::DrillCtx;
 use super::resync::resync;
 use crate::cluster::{Cluster, Ctx};
-use crate::state::{Operation, Phase};
 use crate::error::{Error, Result};
 use crate::plan::Node;
+use crate::state::{Operation, Phase};
 use crate::topology::Topology;
 use std::time::{Duration, Instant};
 

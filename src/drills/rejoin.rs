@@ -4,8 +4,8 @@
 use super::context::DrillCtx;
 use super::resync::resync;
 use crate::cluster::{Cluster, Ctx};
-use crate::state::{Operation, Phase};
 use crate::error::{Error, Result};
+use crate::state::{Operation, Phase};
 use crate::topology::Topology;
 
 /// Says how it brought the node back (pg_rewind or a fresh base backup).

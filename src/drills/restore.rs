@@ -6,10 +6,10 @@
 use super::backup::{backups_dir, manifest, Manifest, RestoreArgs, RestoreAs};
 use super::context::DrillCtx;
 use crate::cluster::{Cluster, Ctx};
-use crate::state::{Operation, Phase};
 use crate::error::{Error, Result};
 use crate::plan::Node;
 use crate::runner::{check, Mode};
+use crate::state::{Operation, Phase};
 use crate::topology::Topology;
 use std::path::Path;
 use std::time::Duration;

@@ -11,8 +11,8 @@
 
 use super::context::DrillCtx;
 use crate::cluster::{Cluster, Ctx};
-use crate::state::Operation;
 use crate::error::{exit, Error, Result};
+use crate::state::Operation;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
