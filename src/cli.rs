@@ -3,14 +3,15 @@
 use crate::boxbuild::{self, BoxArgs};
 use crate::cluster::{Cluster, Ctx, Method};
 use crate::drills::{BackupArgs, Drill, FaultArgs, NodeArg, PromoteArgs, RestoreArgs, WritesArgs};
-use crate::error::{Error, Result};
+use crate::error::{exit, Error, Result};
+use crate::providers::kind::Provider;
 use crate::runner::{DryRun, Duct, Runner};
 use clap::{CommandFactory, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Debug, Parser)]
-#[command(name = "clusterlab", version, about = "PostgreSQL test clusters on Vagrant: up in minutes, reset in seconds, a CI matrix in one command")]
+#[command(name = "clusterlab", version, about = "PostgreSQL test clusters on Vagrant: up in minutes, reset in seconds, a CI matrix in one command", after_help = crate::error::exit_codes_help())]
 pub struct Cli {
     /// More logging (-v, -vv); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -191,8 +192,8 @@ pub struct NewArgs {
     /// Synchronous replication.
     #[arg(long)]
     pub sync: bool,
-    #[arg(long, default_value = "docker", value_parser = ["libvirt", "virtualbox", "docker"])]
-    pub provider: String,
+    #[arg(long, value_enum, default_value_t = Provider::Docker)]
+    pub provider: Provider,
     /// Box or image (default: the one `clusterlab box build --postgres VERSION` makes,
     /// e.g. clusterlab/trixie-pg11, clusterlab/bookworm-pg9.4).
     #[arg(long = "box")]
@@ -242,34 +243,14 @@ pub fn run(cli: Cli) -> Result<i32> {
     let wd = cli.workdir.as_deref();
     match cli.command {
         Command::New(args) => new_spec(args, cli.templates.as_deref()),
-        Command::Check { specs, json } => {
-            let mut failed = 0;
-            for s in &specs {
-                match load(s, wd) {
-                    Ok(c) if json => println!("{}", serde_json::to_string_pretty(&c.plan).expect("plan serializes")),
-                    Ok(c) => println!("{}: ok: {}", s.display(), summary(&c)),
-                    Err(e) => {
-                        failed += 1;
-                        eprintln!("{:?}", miette::Report::new(e));
-                    }
-                }
-            }
-            Ok(if failed > 0 { 2 } else { 0 })
-        }
+        Command::Check { specs, json } => Ok(check(&specs, json, wd)),
         Command::Render { spec, output } => {
             let c = load(&spec, output.as_deref().or(wd))?;
-            let (files, accel) = c.render(cli.templates.as_deref(), !cli.dry_run)?;
-            if let Some(a) = accel {
-                eprintln!("{a}");
-            }
-            for p in files {
-                println!("{}", p.display());
-            }
-            Ok(0)
+            render(&c, cli.templates.as_deref(), !cli.dry_run)
         }
         Command::Up { spec, no_verify, baseline } => {
             load(&spec, wd)?.up(&ctx, !no_verify, baseline)?;
-            Ok(0)
+            Ok(exit::OK)
         }
         Command::Status { spec, json } => {
             let c = load(&spec, wd)?;
@@ -279,16 +260,16 @@ pub fn run(cli: Cli) -> Result<i32> {
             } else {
                 print!("{}", s.text());
             }
-            Ok(0)
+            Ok(exit::OK)
         }
         Command::Verify { spec, timeout, json } => {
             let c = load(&spec, wd)?;
             c.verify_and_print(&ctx, Duration::from_secs(timeout), json)?;
-            Ok(0)
+            Ok(exit::OK)
         }
         Command::Reset { spec, method, no_verify } => {
             load(&spec, wd)?.reset(&ctx, method, !no_verify)?;
-            Ok(0)
+            Ok(exit::OK)
         }
         Command::Promote { spec, args } => drill(&ctx, &spec, wd, Drill::Promote(args)),
         Command::Switchover { spec, args } => drill(&ctx, &spec, wd, Drill::Switchover(args)),
@@ -298,72 +279,103 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Restore { spec, args } => drill(&ctx, &spec, wd, Drill::Restore(args)),
         Command::Writes { spec, args } => drill(&ctx, &spec, wd, Drill::Writes(args)),
         Command::WritesWorker { dir } => crate::drills::writes_worker(&dir),
-        Command::Backups { spec, json } => {
-            let list = load(&spec, wd)?.backups()?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&list).expect("manifests serialize"));
-            } else if list.is_empty() {
-                println!("no backups yet: `clusterlab backup SPEC` takes one");
-            } else {
-                for m in list {
-                    println!("{}", m.summary());
-                }
-            }
-            Ok(0)
-        }
+        Command::Backups { spec, json } => list_backups(&load(&spec, wd)?, json),
         Command::Destroy { spec } => {
             load(&spec, wd)?.destroy(&ctx)?;
-            Ok(0)
+            Ok(exit::OK)
         }
         Command::Ssh { spec, node, command } => {
             let c = load(&spec, wd)?;
-            c.plan.node(&node).ok_or_else(|| unknown_node(&c, &node))?;
+            c.node_named(&node)?;
             c.vagrant(&ctx).ssh(&node, command.as_deref())
         }
-        Command::Sql { spec, sql, node } => {
-            let c = load(&spec, wd)?;
-            // The leader is the live one: after a promote, not the spec's.
-            let live = c.current_plan()?;
-            let n = match &node {
-                Some(name) => c.plan.node(name).ok_or_else(|| unknown_node(&c, name))?,
-                None => live.leader(),
-            };
-            let mut client = crate::verify::connect(n, &c.workdir.lab_password()?, &c.plan, Duration::from_secs(5))?;
-            let messages = client.simple_query(&sql).map_err(|e| Error::Verify(format!("{}: {}", n.name, crate::verify::pg_message(&e))))?;
-            for m in messages {
-                if let postgres::SimpleQueryMessage::Row(row) = m {
-                    let cols: Vec<&str> = (0..row.len()).map(|i| row.get(i).unwrap_or("")).collect();
-                    println!("{}", cols.join("\t"));
-                }
-            }
-            Ok(0)
-        }
+        Command::Sql { spec, sql, node } => run_sql(&load(&spec, wd)?, &sql, node.as_deref()),
         Command::Matrix(args) => crate::matrix::run(&ctx, &args),
         Command::Box(BoxCommand::Build(args)) => {
             let name = boxbuild::build(ctx.runner, &args, cli.templates.as_deref(), cli.quiet)?;
             println!("{name}");
-            Ok(0)
+            Ok(exit::OK)
         }
         Command::Templates(TemplatesCommand::Export { dir }) => {
-            for p in crate::render::export(&dir)? {
+            for p in crate::templates::export(&dir)? {
                 println!("{}", p.display());
             }
-            Ok(0)
+            Ok(exit::OK)
         }
         Command::Schema => {
             println!("{}", crate::spec::json_schema());
-            Ok(0)
+            Ok(exit::OK)
         }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "clusterlab", &mut std::io::stdout());
-            Ok(0)
+            Ok(exit::OK)
         }
     }
 }
 
-fn unknown_node(c: &Cluster, name: &str) -> Error {
-    let names: Vec<&str> = c.plan.nodes.iter().map(|n| n.name.as_str()).collect();
-    Error::usage(format!("cluster {} has no node `{name}`", c.plan.name), format!("nodes: {}", names.join(", ")))
+/// `clusterlab check`: every spec planned; its plan, or its errors. Exit 2 if any failed.
+fn check(specs: &[std::path::PathBuf], json: bool, wd: Option<&Path>) -> i32 {
+    let mut failed = 0;
+    for s in specs {
+        match load(s, wd) {
+            Ok(c) if json => println!("{}", serde_json::to_string_pretty(&c.plan).expect("plan serializes")),
+            Ok(c) => println!("{}: ok: {}", s.display(), summary(&c)),
+            Err(e) => {
+                failed += 1;
+                eprintln!("{:?}", miette::Report::new(e));
+            }
+        }
+    }
+    if failed > 0 {
+        exit::BAD_INPUT
+    } else {
+        exit::OK
+    }
+}
+
+/// `clusterlab render`: the files written, and what was chosen for this host.
+fn render(c: &Cluster, templates: Option<&Path>, real: bool) -> Result<i32> {
+    let (files, accel) = c.render(templates, real)?;
+    if let Some(a) = accel {
+        eprintln!("{a}");
+    }
+    for p in files {
+        println!("{}", p.display());
+    }
+    Ok(exit::OK)
+}
+
+fn list_backups(c: &Cluster, json: bool) -> Result<i32> {
+    let list = crate::drills::backups(c)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&list).expect("manifests serialize"));
+    } else if list.is_empty() {
+        println!("no backups yet: `clusterlab backup SPEC` takes one");
+    } else {
+        for m in list {
+            println!("{}", m.summary());
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// `clusterlab sql`: SQL on a node (the live leader unless named), rows tab-separated.
+fn run_sql(c: &Cluster, sql: &str, node: Option<&str>) -> Result<i32> {
+    // The leader is the live one: after a promote, not the spec's.
+    let live = c.current_plan()?;
+    let n = match node {
+        Some(name) => c.node_named(name)?,
+        None => live.leader(),
+    };
+    let mut client = crate::verify::connect(n, &c.workdir.lab_password()?, &c.plan, Duration::from_secs(5))?;
+    let messages = client.simple_query(sql).map_err(|e| Error::sql(&n.name, crate::verify::pg_message(&e)))?;
+    for m in messages {
+        if let postgres::SimpleQueryMessage::Row(row) = m {
+            let cols: Vec<&str> = (0..row.len()).map(|i| row.get(i).unwrap_or("")).collect();
+            println!("{}", cols.join("\t"));
+        }
+    }
+    Ok(exit::OK)
 }
 
 pub fn summary(c: &Cluster) -> String {
@@ -416,7 +428,7 @@ fn new_spec(args: NewArgs, templates: Option<&Path>) -> Result<i32> {
     ctx.insert("followers", &(0..args.followers).map(|i| format!("pg{}", i + 2)).collect::<Vec<_>>());
     ctx.insert("slots", &!args.no_slots);
     ctx.insert("mode", if args.sync { "sync" } else { "async" });
-    let text = tera::Tera::one_off(&crate::render::template_text("spec.yaml.tera", templates)?, &ctx, false)
+    let text = tera::Tera::one_off(&crate::templates::template_text("spec.yaml.tera", templates)?, &ctx, false)
         .map_err(|e| Error::Template { name: "spec.yaml.tera".into(), message: e.to_string() })?;
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
@@ -425,7 +437,7 @@ fn new_spec(args: NewArgs, templates: Option<&Path>) -> Result<i32> {
     // What we write must pass our own check.
     let c = Cluster::load(&out, None)?;
     println!("wrote {}: {}", out.display(), summary(&c));
-    Ok(0)
+    Ok(exit::OK)
 }
 
 /// A drill from the command line: the same grammar and code as a matrix step's.
@@ -434,5 +446,5 @@ fn drill(ctx: &Ctx, spec: &Path, workdir: Option<&Path>, d: Drill) -> Result<i32
     if matches!(d, Drill::Backup(_)) {
         println!("{out}");
     }
-    Ok(0)
+    Ok(exit::OK)
 }

@@ -4,30 +4,19 @@
 
 use crate::error::{Error, Result};
 use crate::plan::{self, Node, Plan};
-use crate::providers::{self, Env, Provider};
+use crate::providers::{self, Env, Machines};
 use crate::render::Renderer;
 use crate::runner::{parallel, Runner};
 use crate::spec::{self, Source, Spec};
-use crate::state::{Lock, State};
+pub use crate::state::Method;
+use crate::state::{Lock, Operation, Phase, State};
+use crate::topology::Topology;
 use crate::vagrant::Vagrant;
 use crate::verify::{self, Report};
 use crate::workdir::Workdir;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-/// How the known state is kept and brought back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
-pub enum Method {
-    /// Whole-machine snapshots (libvirt, virtualbox).
-    Snapshot,
-    /// A copy of each stopped data directory, restored in place (any provider).
-    Data,
-    /// Both, so either reset method works later.
-    Both,
-    /// None: a cluster that will not be reset (a matrix cell) comes up faster.
-    Skip,
-}
 
 /// What every operation needs besides the cluster itself.
 pub struct Ctx<'a> {
@@ -69,13 +58,7 @@ impl Cluster {
     /// What was chosen, for the caller to say.
     pub fn render(&self, templates: Option<&Path>, real: bool) -> Result<(Vec<PathBuf>, Option<String>)> {
         let mut plan = self.plan.clone();
-        let note = crate::accel::settle(&mut plan, |b| {
-            if real {
-                crate::accel::probe_cached(&crate::boxbuild::cache_dir(), b)
-            } else {
-                crate::accel::Probe { kvm: false, why: "a dry run does not probe; software emulation assumed".into() }
-            }
-        });
+        let note = providers::settle_for_host(&mut plan, real);
         let files = Renderer::new(templates)?.render_plan(&plan)?;
         Ok((self.workdir.write(&files, &plan)?, note))
     }
@@ -87,8 +70,8 @@ impl Cluster {
     fn state(&self, ctx: &Ctx) -> State {
         let mut st = State::load(&self.workdir).unwrap_or_else(|| State {
             cluster: self.plan.name.clone(),
-            provider: self.plan.provider.into(),
-            phase: "rendered".into(),
+            provider: self.plan.provider,
+            phase: Phase::Rendered,
             ..Default::default()
         });
         st.dry_run = !ctx.runner.is_real();
@@ -96,25 +79,58 @@ impl Cluster {
     }
 
     /// Runs `body`; on failure records it (phase failed or interrupted) before returning the error.
-    pub(crate) fn recorded<T>(&self, st: &mut State, body: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
+    fn recorded<T>(&self, st: &mut State, body: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
         let r = body(st);
         if let Err(e) = &r {
-            st.phase = if matches!(e, Error::Interrupted(_)) || crate::signals::requested() { "interrupted" } else { "failed" }.into();
-            st.error = Some(e.to_string());
-            let _ = st.save(&self.workdir);
+            self.record_failure(st, e);
         }
         r
     }
 
+    pub(crate) fn record_failure(&self, st: &mut State, e: &Error) {
+        st.phase = if matches!(e, Error::Interrupted(_)) || crate::signals::requested() { Phase::Interrupted } else { Phase::Failed };
+        st.error = Some(e.to_string());
+        let _ = st.save(&self.workdir);
+    }
+
+    /// The topology replication has now, as `st` records it: the one the
+    /// last drill left, or the spec's.
+    pub fn live_of(&self, st: &State) -> Topology {
+        st.live.clone().unwrap_or_else(|| Topology::of(&self.plan))
+    }
+
+    /// The live topology as state.json has it.
+    pub fn live(&self) -> Topology {
+        State::load(&self.workdir).map(|st| self.live_of(&st)).unwrap_or_else(|| Topology::of(&self.plan))
+    }
+
+    /// Records the topology a drill left (saved with the state's next phase).
+    pub(crate) fn record_live(&self, st: &mut State, next: &Topology) {
+        st.live = Some(next.clone());
+    }
+
+    /// The plan of the live topology: what `verify`, `status` and `sql` check.
+    pub fn current_plan(&self) -> Result<Plan> {
+        self.live().plan(&self.plan)
+    }
+
+    /// A node of the spec, or the error that names the nodes there are.
+    pub fn node_named(&self, node: &str) -> Result<&Node> {
+        self.plan.node(node).ok_or_else(|| {
+            let names: Vec<&str> = self.plan.nodes.iter().map(|n| n.name.as_str()).collect();
+            Error::usage(format!("no node `{node}` in cluster {}", self.plan.name), format!("name one of: {}", names.join(", ")))
+        })
+    }
+
     pub fn up(&self, ctx: &Ctx, verify: bool, baseline: Option<Method>) -> Result<()> {
         let start = Instant::now();
-        let _lock = Lock::acquire(&self.workdir, &self.plan.name, "up")?;
+        let _lock = Lock::acquire(&self.workdir, &self.plan.name, Operation::Up)?;
         let (_, accel) = self.render(ctx.templates.as_deref(), ctx.runner.is_real())?;
         let mut st = self.state(ctx);
         let vagrant = self.vagrant(ctx);
         let provider = self.provider(ctx, &vagrant);
         self.recorded(&mut st, |st| {
-            st.enter(&self.workdir, "up", "starting", None)?;
+            st.enter(&self.workdir, Operation::Up, Phase::Starting, None)?;
             if let Some(a) = &accel {
                 ctx.progress(start, a);
             }
@@ -123,34 +139,34 @@ impl Cluster {
             for wave in self.plan.waves() {
                 interrupted("up")?;
                 let names: Vec<&str> = wave.iter().map(|n| n.name.as_str()).collect();
-                st.enter(&self.workdir, "up", "provisioning", Some(&names.join(", ")))?;
+                st.enter(&self.workdir, Operation::Up, Phase::Provisioning, Some(&names.join(", ")))?;
                 ctx.progress(start, &format!("provisioning {}", names.join(", ")));
                 parallel(&wave, |n| provider.provision(n))?;
             }
             if verify && ctx.runner.is_real() {
                 interrupted("up")?;
-                st.enter(&self.workdir, "up", "verifying", None)?;
+                st.enter(&self.workdir, Operation::Up, Phase::Verifying, None)?;
                 self.verify_and_print(ctx, Duration::from_secs(60), false)?;
             }
             let method = baseline.unwrap_or(if provider.has_snapshots() { Method::Snapshot } else { Method::Data });
             if ctx.runner.is_real() && method != Method::Skip {
                 interrupted("up")?;
-                st.enter(&self.workdir, "up", "baseline", None)?;
-                ctx.progress(start, &format!("saving the known state ({})", method_name(method)));
+                st.enter(&self.workdir, Operation::Up, Phase::Baseline, None)?;
+                ctx.progress(start, &format!("saving the known state ({})", method.as_str()));
                 self.save_baseline(provider.as_ref(), method)?;
-                st.baseline = Some(method_name(method).into());
+                st.baseline = Some(method);
             }
-            st.enter(&self.workdir, "up", "ready", None)?;
+            st.enter(&self.workdir, Operation::Up, Phase::Ready, None)?;
             ctx.progress(start, &format!("cluster {} is up", self.plan.name));
             Ok(())
         })
     }
 
-    pub(crate) fn provider<'a>(&'a self, ctx: &'a Ctx, vagrant: &'a Vagrant<'a>) -> Box<dyn Provider + 'a> {
+    pub(crate) fn provider<'a>(&'a self, ctx: &'a Ctx, vagrant: &'a Vagrant<'a>) -> Box<dyn Machines + 'a> {
         providers::for_plan(Env { runner: ctx.runner, plan: &self.plan, workdir: &self.workdir, vagrant })
     }
 
-    fn save_baseline(&self, p: &dyn Provider, method: Method) -> Result<()> {
+    fn save_baseline(&self, p: &dyn Machines, method: Method) -> Result<()> {
         if matches!(method, Method::Snapshot | Method::Both) && !p.has_snapshots() {
             return Err(Error::usage(format!("the {} provider has no snapshots", p.name()), "use `--baseline data`"));
         }
@@ -169,7 +185,7 @@ impl Cluster {
         Ok(())
     }
 
-    fn start_in_order(&self, p: &dyn Provider) -> Result<()> {
+    fn start_in_order(&self, p: &dyn Machines) -> Result<()> {
         for wave in self.plan.waves() {
             parallel(&wave, |n| node_ctl(p, n, "start"))?;
         }
@@ -177,8 +193,12 @@ impl Cluster {
     }
 
     pub fn verify_and_print(&self, ctx: &Ctx, timeout: Duration, json: bool) -> Result<Report> {
+        self.verify_plan_and_print(ctx, &self.current_plan()?, timeout, json)
+    }
+
+    pub(crate) fn verify_plan_and_print(&self, ctx: &Ctx, plan: &Plan, timeout: Duration, json: bool) -> Result<Report> {
         let password = self.workdir.lab_password()?;
-        self.print_report(ctx, verify::verify(&self.current_plan()?, &password, timeout), json)
+        self.print_report(ctx, verify::verify(plan, &password, timeout), json)
     }
 
     fn print_report(&self, ctx: &Ctx, report: Report, json: bool) -> Result<Report> {
@@ -193,9 +213,9 @@ impl Cluster {
 
     pub fn reset(&self, ctx: &Ctx, method: Option<Method>, verify: bool) -> Result<()> {
         let start = Instant::now();
-        let _lock = Lock::acquire(&self.workdir, &self.plan.name, "reset")?;
+        let _lock = Lock::acquire(&self.workdir, &self.plan.name, Operation::Reset)?;
         let mut st = self.state(ctx);
-        let Some(baseline) = st.baseline.clone() else {
+        let Some(baseline) = st.baseline else {
             return Err(Error::usage(
                 format!("cluster {} has no known state to go back to (phase: {})", self.plan.name, st.phase),
                 "`clusterlab up SPEC` brings the cluster up and saves its known state",
@@ -206,23 +226,23 @@ impl Cluster {
         let method = match method {
             Some(Method::Both | Method::Skip) => return Err(Error::usage("reset uses one method", "use `--method snapshot` or `--method data`")),
             Some(m) => m,
-            None if baseline == "data" => Method::Data,
+            None if baseline == Method::Data => Method::Data,
             None => Method::Snapshot,
         };
-        if method == Method::Snapshot && baseline == "data" {
+        if method == Method::Snapshot && baseline == Method::Data {
             return Err(Error::usage(
                 "the known state was saved as data-directory copies, not snapshots",
                 "use `clusterlab reset --method data`, or `clusterlab up --baseline both` to have both",
             ));
         }
-        if method == Method::Data && baseline == "snapshot" {
+        if method == Method::Data && baseline == Method::Snapshot {
             return Err(Error::usage(
                 "no data-directory copies were saved at `up`",
                 "use `--method snapshot`, or `clusterlab up --baseline both` to have both",
             ));
         }
         self.recorded(&mut st, |st| {
-            st.enter(&self.workdir, "reset", "resetting", Some(method_name(method)))?;
+            st.enter(&self.workdir, Operation::Reset, Phase::Resetting, Some(method.as_str()))?;
             self.thaw_all(provider.as_ref(), st)?;
             match method {
                 Method::Snapshot => provider.restore_snapshots()?,
@@ -238,15 +258,15 @@ impl Cluster {
             // The known state has the spec's topology: whatever a drill changed is undone.
             st.live = None;
             st.save(&self.workdir)?;
-            ctx.progress(start, &format!("restored the known state ({})", method_name(method)));
+            ctx.progress(start, &format!("restored the known state ({})", method.as_str()));
             if method == Method::Snapshot && provider.restore_needs_settling() {
                 // The guests' clocks are set while verify connects; its row,
                 // written after, reaches every follower; then what the
                 // snapshot held for the restore's sake is put back.
                 // With `--no-verify` the row is still needed, unprinted.
-                st.enter(&self.workdir, "reset", "verifying", None)?;
+                st.enter(&self.workdir, Operation::Reset, Phase::Verifying, None)?;
                 let password = self.workdir.lab_password()?;
-                let plan = self.current_plan()?;
+                let plan = &self.plan;
                 let gate = verify::Gate::default();
                 let (clocks, report) = std::thread::scope(|s| {
                     let clocks = s.spawn(|| {
@@ -254,7 +274,7 @@ impl Cluster {
                         gate.open();
                         r
                     });
-                    let report = verify::verify_gated(&plan, &password, Duration::from_secs(60), Some(gate.clone()));
+                    let report = verify::verify_gated(plan, &password, Duration::from_secs(60), Some(gate.clone()));
                     (clocks.join().unwrap_or_else(|_| Err(Error::Verify("setting the guest clocks panicked".into()))), report)
                 });
                 clocks?;
@@ -265,10 +285,10 @@ impl Cluster {
                     tracing::warn!("after the restore, replication did not check out (`clusterlab verify SPEC` says why)");
                 }
             } else if verify {
-                st.enter(&self.workdir, "reset", "verifying", None)?;
-                self.verify_and_print(ctx, Duration::from_secs(60), false)?;
+                st.enter(&self.workdir, Operation::Reset, Phase::Verifying, None)?;
+                self.verify_plan_and_print(ctx, &self.plan, Duration::from_secs(60), false)?;
             }
-            st.enter(&self.workdir, "reset", "ready", None)?;
+            st.enter(&self.workdir, Operation::Reset, Phase::Ready, None)?;
             ctx.progress(start, "reset done");
             Ok(())
         })
@@ -276,12 +296,12 @@ impl Cluster {
 
     pub fn destroy(&self, ctx: &Ctx) -> Result<()> {
         let start = Instant::now();
-        let lock = Lock::acquire(&self.workdir, &self.plan.name, "destroy")?;
+        let lock = Lock::acquire(&self.workdir, &self.plan.name, Operation::Destroy)?;
         let mut st = self.state(ctx);
         let vagrant = self.vagrant(ctx);
         let provider = self.provider(ctx, &vagrant);
         self.recorded(&mut st, |st| {
-            st.enter(&self.workdir, "destroy", "destroying", None)?;
+            st.enter(&self.workdir, Operation::Destroy, Phase::Destroying, None)?;
             if self.workdir.path("Vagrantfile").is_file() {
                 ctx.progress(start, &format!("removing the {} machines", self.plan.provider));
                 provider.destroy_machines()?;
@@ -316,7 +336,7 @@ impl Cluster {
             .iter()
             .map(|n| NodeStatus {
                 node: n.name.clone(),
-                role: live.node(&n.name).map_or("outside", |l| l.role).into(),
+                role: live.node(&n.name).map_or("outside", |l| l.role.as_str()).into(),
                 address: n.address.clone(),
                 upstream: live.node(&n.name).and_then(|l| l.upstream.clone()),
                 machine: n.machine.clone(),
@@ -327,7 +347,7 @@ impl Cluster {
             Some(s) => s.next_step().to_string(),
             None => "nothing exists yet: `clusterlab up SPEC` creates the cluster".into(),
         };
-        let topology = st.as_ref().and_then(|s| s.live.as_ref()).map(|l| crate::drills::tree(l, &crate::drills::Live::of(&self.plan)));
+        let topology = st.as_ref().and_then(|s| s.live.as_ref()).map(|l| l.tree(&Topology::of(&self.plan)));
         StatusReport { cluster: self.plan.name.clone(), workdir: self.workdir.root.clone(), state: st, nodes, next, topology }
     }
 }
@@ -336,15 +356,46 @@ impl Cluster {
     /// Runs a command as root on a node through the provider's fastest path
     /// (docker exec, or ssh); the output is returned whatever the exit code.
     pub fn exec_on(&self, ctx: &Ctx, node: &str, args: &[&str]) -> Result<crate::runner::Output> {
-        let n = self.plan.node(node).ok_or_else(|| Error::usage(format!("no node `{node}` in cluster {}", self.plan.name), "name a node of the cluster"))?;
+        let n = self.node_named(node)?;
         let vagrant = self.vagrant(ctx);
         let p = self.provider(ctx, &vagrant);
         ctx.runner.run(&p.exec_cmd(n, args)?, &crate::runner::Mode::Capture)
     }
 }
 
+/// Faults that outlive the command that made them: lifted by `fault heal` and `reset`.
+impl Cluster {
+    /// Blackhole routes on the node to every other node, and on every other
+    /// node to it: cut both ways, whichever side opens a connection.
+    pub(crate) fn cut(&self, p: &dyn Machines, n: &Node, cut: bool) -> Result<()> {
+        let others: Vec<&Node> = self.plan.nodes.iter().filter(|m| m.name != n.name).collect();
+        let addresses: Vec<&str> = others.iter().map(|m| m.address.as_str()).collect();
+        p.partition(n, &addresses, cut)?;
+        for m in others {
+            p.partition(m, &[n.address.as_str()], cut)?;
+        }
+        Ok(())
+    }
+
+    /// Before a reset: undo what `fault pause` and `fault partition` did (a
+    /// frozen container cannot even be asked to stop).
+    fn thaw_all(&self, p: &dyn Machines, st: &mut State) -> Result<()> {
+        for name in std::mem::take(&mut st.frozen) {
+            if let Some(n) = self.plan.node(&name) {
+                p.freeze(n, false)?;
+            }
+        }
+        for name in std::mem::take(&mut st.partitioned) {
+            if let Some(n) = self.plan.node(&name) {
+                self.cut(p, n, false)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Runs the node control script (`clusterlab-pg start|stop|save|restore`) on a node.
-pub(crate) fn node_ctl(p: &dyn Provider, n: &Node, action: &str) -> Result<()> {
+pub(crate) fn node_ctl(p: &dyn Machines, n: &Node, action: &str) -> Result<()> {
     p.exec(n, &["clusterlab-pg", action]).map(drop)
 }
 
@@ -353,15 +404,6 @@ fn interrupted(op: &str) -> Result<()> {
         return Err(Error::Interrupted(op.into()));
     }
     Ok(())
-}
-
-fn method_name(m: Method) -> &'static str {
-    match m {
-        Method::Snapshot => "snapshot",
-        Method::Data => "data",
-        Method::Both => "both",
-        Method::Skip => "none",
-    }
 }
 
 #[derive(Debug, Serialize)]
@@ -400,7 +442,7 @@ impl StatusReport {
                 if let Some(e) = &s.error {
                     out += &format!("error: {}\n", e.lines().next().unwrap_or_default());
                 }
-                out += &format!("known state: {}\n", s.baseline.as_deref().unwrap_or("none"));
+                out += &format!("known state: {}\n", s.baseline.map_or("none", Method::as_str));
                 if let Some(tree) = &self.topology {
                     out += tree;
                 }

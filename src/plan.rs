@@ -2,6 +2,11 @@
 //! the version's facts. Pure: no I/O besides checking that SQL files exist.
 //! The plan is exactly what the templates see (`clusterlab check --json`).
 
+mod rules;
+
+pub use rules::{is_hostname, ssl_mode};
+use rules::{check_sync_syntax, has_provider_options, is_delay, is_setting_name, mac_for};
+
 use crate::error::SpecError;
 use crate::facts::{Facts, Major, MAJORS};
 use crate::spec::{Engine, Followers, FollowerSpec, Mode, Provider, ProviderOptions, Source, Spec};
@@ -29,7 +34,7 @@ pub struct Plan {
     pub engine: &'static str,
     pub version: String,
     pub facts: Facts,
-    pub provider: &'static str,
+    pub provider: Provider,
     #[serde(rename = "box")]
     pub box_name: String,
     pub box_version: Option<String>,
@@ -40,11 +45,17 @@ pub struct Plan {
     pub cpus: u32,
     pub memory: u32,
     pub provider_options: ProviderOptions,
+    /// The provisioning script sets the private NIC and the hostname itself
+    /// (the provider's Vagrantfile part leaves them alone).
+    pub configure_network: bool,
     /// In provisioning order: the leader, then each follower after its upstream.
     pub nodes: Vec<Node>,
     pub slots: bool,
     pub sync: bool,
     pub synchronous_standby_names: Option<String>,
+    /// The spec wrote synchronous_standby_names itself: a live topology keeps them.
+    #[serde(skip)]
+    pub sync_names_given: bool,
     pub archive: bool,
     /// libpq's sslmode for the replication connections (the spec's replication.ssl).
     pub ssl_mode: &'static str,
@@ -61,7 +72,7 @@ pub struct Plan {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Node {
     pub name: String,
-    pub role: &'static str,
+    pub role: Role,
     pub address: String,
     pub upstream: Option<String>,
     pub upstream_address: Option<String>,
@@ -80,6 +91,36 @@ pub struct Node {
     /// The private NIC's MAC on VMs (qemu's 52:54:00 prefix and the address's
     /// last three bytes): provisioning finds the interface by it.
     pub mac: String,
+    /// The spec's `sync:` for this node, for a live topology to apply again.
+    #[serde(skip)]
+    pub sync_requested: Option<bool>,
+}
+
+/// A node's part in the topology; serialized as "leader"/"follower" (templates compare it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    #[default]
+    Leader,
+    Follower,
+}
+
+impl Role {
+    /// The leader streams from nobody.
+    pub fn of(upstream: Option<&str>) -> Role {
+        if upstream.is_none() {
+            Role::Leader
+        } else {
+            Role::Follower
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Leader => "leader",
+            Role::Follower => "follower",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -89,19 +130,16 @@ pub struct SqlFile {
     pub name: String,
 }
 
-pub fn ssl_mode(ssl: bool) -> &'static str {
-    if ssl {
-        "require"
-    } else {
-        "disable"
-    }
+/// Slot names cannot contain `-`.
+pub fn slot_name(node: &str) -> String {
+    node.replace('-', "_")
 }
 
-/// Unique within a cluster, whose addresses are; clusters never share a network.
-fn mac_for(address: &str) -> String {
-    let o: Vec<u8> = address.split('.').filter_map(|p| p.parse().ok()).collect();
-    format!("52:54:00:{:02x}:{:02x}:{:02x}", o[1], o[2], o[3])
+/// libpq connection string to an upstream (no password: that comes from ~postgres/.pgpass).
+pub fn primary_conninfo(upstream_address: &str, ssl_mode: &str, node: &str) -> String {
+    format!("host={upstream_address} port=5432 user={REPLICATION_USER} sslmode={ssl_mode} application_name={node}")
 }
+
 
 impl Plan {
     pub fn leader(&self) -> &Node {
@@ -119,26 +157,6 @@ impl Plan {
     }
 }
 
-pub fn is_hostname(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 40
-        && b[0].is_ascii_lowercase()
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && !s.ends_with('-')
-}
-
-fn is_setting_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
-}
-
-/// `5min`, `30s`, `1h`, `250ms`, `2d`, or a bare number of milliseconds.
-fn is_delay(s: &str) -> bool {
-    let digits = s.chars().take_while(|c| c.is_ascii_digit()).count();
-    digits > 0 && ["", "ms", "s", "min", "h", "d"].contains(&&s[digits..])
-}
 
 struct Draft {
     name: String,
@@ -150,6 +168,59 @@ struct Draft {
 }
 
 pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
+    let major = major_of(spec, src)?;
+    let facts = Facts::for_major(major);
+    let net = network_of(spec, src)?;
+    check_machines(spec, src)?;
+    let drafts = drafts_of(spec, src)?;
+    let names = check_names(&drafts, src)?;
+    let addresses = addresses_of(&drafts, net, src)?;
+    let depth_of = depths_of(&drafts, &names, src)?;
+    check_followers(spec, &drafts, &depth_of, src)?;
+    let nodes = nodes_of(spec, &drafts, &addresses, &depth_of);
+    let synchronous_standby_names = standby_names(spec, &nodes, &facts, src)?;
+    let settings = settings_of(spec, src)?;
+    check_hba(spec, src)?;
+    let sql = sql_files(spec, src)?;
+    let box_name = spec
+        .box_name
+        .clone()
+        .unwrap_or_else(|| facts.default_box());
+
+    Ok(Plan {
+        name: spec.name.clone(),
+        engine: "postgres",
+        version: facts.major.clone(),
+        provider: spec.provider,
+        box_name,
+        box_version: spec.box_version.clone(),
+        network: net.to_string(),
+        netmask: net.netmask().to_string(),
+        prefix_len: net.prefix_len(),
+        cpus: spec.resources.cpus,
+        memory: spec.resources.memory,
+        provider_options: spec.provider_options.clone(),
+        configure_network: spec.provider.capabilities().configure_network,
+        nodes,
+        slots: spec.replication.slots,
+        sync: spec.replication.mode == Mode::Sync,
+        synchronous_standby_names,
+        sync_names_given: spec.replication.synchronous_standby_names.is_some(),
+        archive: spec.replication.archive,
+        ssl_mode: ssl_mode(spec.replication.ssl),
+        settings,
+        hba: spec.pg_hba.clone(),
+        sql,
+        replication_user: REPLICATION_USER,
+        lab_user: LAB_USER,
+        lab_database: LAB_DATABASE,
+        rewind_user: REWIND_USER,
+        facts,
+    })
+}
+
+/// The major the spec asks for, checked as written (YAML would read `9.10` as 9.1).
+fn major_of(spec: &Spec, src: &Source) -> Result<Major, SpecError> {
     let err = |field: &str, msg: String, hint: &str| src.error(field, msg, hint);
 
     if spec.engine == Engine::Cassandra {
@@ -176,8 +247,11 @@ pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
         };
         err("version", why, &format!("use one of: {}", MAJORS.join(", ")))
     })?;
-    let facts = Facts::for_major(major);
+    Ok(major)
+}
 
+fn network_of(spec: &Spec, src: &Source) -> Result<Ipv4Net, SpecError> {
+    let err = |field: &str, msg: String, hint: &str| src.error(field, msg, hint);
     let net: Ipv4Net = spec.network.as_deref().unwrap_or("10.42.0.0/24").parse().map_err(|_| {
         err(
             "network",
@@ -192,7 +266,13 @@ pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
             &format!("did you mean {}/{}?", net.network(), net.prefix_len().min(24)),
         ));
     }
-    if spec.provider != Provider::Libvirt && has_libvirt_options(&spec.provider_options) {
+    Ok(net)
+}
+
+/// What the machines are given: provider options where the provider takes them, CPUs, memory.
+fn check_machines(spec: &Spec, src: &Source) -> Result<(), SpecError> {
+    let err = |field: &str, msg: String, hint: &str| src.error(field, msg, hint);
+    if !spec.provider.capabilities().provider_options && has_provider_options(&spec.provider_options) {
         return Err(err(
             "provider_options",
             format!("provider_options apply to libvirt only, and the provider is {}", spec.provider.as_str()),
@@ -216,8 +296,12 @@ pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
             "use at least 256 (MiB)",
         ));
     }
+    Ok(())
+}
 
-    // Nodes as written, before addresses and topology are resolved.
+/// Nodes as written, before addresses and topology are resolved: the leader first.
+fn drafts_of(spec: &Spec, src: &Source) -> Result<Vec<Draft>, SpecError> {
+    let err = |field: &str, msg: String, hint: &str| src.error(field, msg, hint);
     let leader_name = spec.topology.leader.name.clone().unwrap_or_else(|| "pg1".into());
     let mut drafts = vec![Draft {
         name: leader_name.clone(),
@@ -260,9 +344,14 @@ pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
             }
         }
     }
+    Ok(drafts)
+}
 
+/// Every node's name is a hostname, and its own; the names.
+fn check_names(drafts: &[Draft], src: &Source) -> Result<BTreeSet<String>, SpecError> {
+    let err = |field: &str, msg: String, hint: &str| src.error(field, msg, hint);
     let mut seen = BTreeSet::new();
-    for d in &drafts {
+    for d in drafts {
         let field = if d.field.ends_with(".name") || d.field == "topology.followers" {
             d.field.clone()
         } else {
@@ -279,11 +368,15 @@ pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
             return Err(err(&field, format!("node name `{}` is used twice", d.name), "give every node its own name"));
         }
     }
+    Ok(seen)
+}
 
-    // Addresses: given ones are checked, the rest are handed out from .10 up.
+/// Addresses, in the drafts' order: given ones are checked, the rest are handed out from .10 up.
+fn addresses_of(drafts: &[Draft], net: Ipv4Net, src: &Source) -> Result<Vec<String>, SpecError> {
+    let err = |field: &str, msg: String, hint: &str| src.error(field, msg, hint);
     let first_host = u32::from(net.network()) + 1;
     let mut used: BTreeMap<Ipv4Addr, String> = BTreeMap::new();
-    for d in &drafts {
+    for d in drafts {
         let Some(a) = &d.address else { continue };
         let field = if d.field.starts_with("topology.leader") {
             "topology.leader.address".to_string()
@@ -304,7 +397,7 @@ pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
     // Free host addresses from .10 up (the low ones are gateways and the like).
     let mut free = net.hosts().skip(9).filter(|ip| !used.contains_key(ip)).collect::<Vec<_>>().into_iter();
     let mut addresses = Vec::new();
-    for d in &drafts {
+    for d in drafts {
         let ip = match &d.address {
             Some(a) => a.parse().unwrap(),
             None => free.next().ok_or_else(|| {
@@ -313,8 +406,12 @@ pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
         };
         addresses.push(ip.to_string());
     }
+    Ok(addresses)
+}
 
-    // Topology: every follower's upstream chain must end at the leader.
+/// Every follower's upstream chain ends at the leader; each node's depth.
+fn depths_of(drafts: &[Draft], seen: &BTreeSet<String>, src: &Source) -> Result<BTreeMap<String, u32>, SpecError> {
+    let err = |field: &str, msg: String, hint: &str| src.error(field, msg, hint);
     for d in drafts.iter().skip(1) {
         if let Some(up) = &d.upstream {
             if !seen.contains(up) {
@@ -325,19 +422,11 @@ pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
             }
         }
     }
-    let upstream_of = |name: &str| -> Option<String> {
-        let d = drafts.iter().find(|d| d.name == name)?;
-        if d.name == leader_name {
-            None
-        } else {
-            Some(d.upstream.clone().unwrap_or_else(|| leader_name.clone()))
-        }
-    };
     let mut depth_of: BTreeMap<String, u32> = BTreeMap::new();
-    for d in &drafts {
+    for d in drafts {
         let mut chain = vec![d.name.clone()];
         let mut cur = d.name.clone();
-        while let Some(up) = upstream_of(&cur) {
+        while let Some(up) = upstream_of(drafts, &cur) {
             if chain.contains(&up) {
                 chain.push(up);
                 return Err(err(&format!("{}.upstream", d.field), format!("the upstream chain is a cycle: {}", chain.join(" -> ")), "point one of these followers at the leader"));
@@ -347,8 +436,24 @@ pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
         }
         depth_of.insert(d.name.clone(), chain.len() as u32 - 1);
     }
+    Ok(depth_of)
+}
 
-    for d in &drafts {
+/// The leader streams from nobody; a follower from its upstream, else the leader.
+fn upstream_of(drafts: &[Draft], name: &str) -> Option<String> {
+    let leader = &drafts[0].name;
+    let d = drafts.iter().find(|d| d.name == name)?;
+    if d.name == *leader {
+        None
+    } else {
+        Some(d.upstream.clone().unwrap_or_else(|| leader.clone()))
+    }
+}
+
+/// Delays are delays; `sync: true` needs sync mode and a direct follower.
+fn check_followers(spec: &Spec, drafts: &[Draft], depth_of: &BTreeMap<String, u32>, src: &Source) -> Result<(), SpecError> {
+    let err = |field: &str, msg: String, hint: &str| src.error(field, msg, hint);
+    for d in drafts {
         if let Some(delay) = &d.apply_delay {
             if !is_delay(delay) {
                 return Err(err(&format!("{}.apply_delay", d.field), format!("`{delay}` is not a delay"), "write a number with a unit: 250ms, 30s, 5min, 1h or 2d"));
@@ -361,27 +466,31 @@ pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
             return Err(err(&format!("{}.sync", d.field), format!("`{}` is cascaded; only direct followers of the leader can be synchronous", d.name), "remove sync, or stream it from the leader"));
         }
     }
+    Ok(())
+}
 
-    let slot_of = |name: &str| name.replace('-', "_");
+/// The nodes with their edges resolved, in provisioning order (by depth, spec order within one).
+fn nodes_of(spec: &Spec, drafts: &[Draft], addresses: &[String], depth_of: &BTreeMap<String, u32>) -> Vec<Node> {
     let mut nodes: Vec<Node> = drafts
         .iter()
-        .zip(&addresses)
+        .zip(addresses)
         .map(|(d, addr)| {
-            let upstream = upstream_of(&d.name);
+            let upstream = upstream_of(drafts, &d.name);
             let depth = depth_of[&d.name];
             Node {
                 name: d.name.clone(),
-                role: if upstream.is_none() { "leader" } else { "follower" },
+                role: Role::of(upstream.as_deref()),
                 address: addr.clone(),
                 upstream_address: None,
                 primary_conninfo: None,
-                slot: upstream.as_ref().filter(|_| spec.replication.slots).map(|_| slot_of(&d.name)),
+                slot: upstream.as_ref().filter(|_| spec.replication.slots).map(|_| slot_name(&d.name)),
                 sync: spec.replication.mode == Mode::Sync && depth == 1 && d.sync.unwrap_or(d.apply_delay.is_none()),
                 apply_delay: d.apply_delay.clone(),
                 depth,
                 downstream_slots: Vec::new(),
                 machine: format!("clusterlab-{}-{}", spec.name, d.name),
                 mac: mac_for(addr),
+                sync_requested: d.sync,
                 upstream,
             }
         })
@@ -390,9 +499,7 @@ pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
     let snapshot = nodes.clone();
     for n in &mut nodes {
         n.upstream_address = n.upstream.as_ref().map(|u| by_name[u].clone());
-        n.primary_conninfo = n.upstream_address.as_ref().map(|a| {
-            format!("host={a} port=5432 user={REPLICATION_USER} sslmode={} application_name={}", ssl_mode(spec.replication.ssl), n.name)
-        });
+        n.primary_conninfo = n.upstream_address.as_ref().map(|a| primary_conninfo(a, ssl_mode(spec.replication.ssl), &n.name));
         n.downstream_slots = snapshot
             .iter()
             .filter(|m| m.upstream.as_deref() == Some(n.name.as_str()))
@@ -400,8 +507,13 @@ pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
             .collect();
     }
     nodes.sort_by_key(|n| n.depth); // stable: spec order within a depth
+    nodes
+}
 
-    let synchronous_standby_names = match spec.replication.mode {
+/// The spec's synchronous_standby_names (checked against the major), or the direct undelayed followers in its syntax.
+fn standby_names(spec: &Spec, nodes: &[Node], facts: &Facts, src: &Source) -> Result<Option<String>, SpecError> {
+    let err = |field: &str, msg: String, hint: &str| src.error(field, msg, hint);
+    Ok(match spec.replication.mode {
         Mode::Async => {
             if spec.replication.synchronous_standby_names.is_some() {
                 return Err(err("replication.synchronous_standby_names", "only used with `mode: sync`".into(), "set replication.mode to sync, or remove it"));
@@ -410,7 +522,7 @@ pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
         }
         Mode::Sync => Some(match &spec.replication.synchronous_standby_names {
             Some(names) => {
-                check_sync_syntax(names, &facts).map_err(|m| err("replication.synchronous_standby_names", m, "use the syntax of this major, or leave it out to have it computed"))?;
+                check_sync_syntax(names, facts).map_err(|m| err("replication.synchronous_standby_names", m, "use the syntax of this major, or leave it out to have it computed"))?;
                 names.clone()
             }
             None => {
@@ -421,8 +533,12 @@ pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
                 facts.sync_names(&standbys)
             }
         }),
-    };
+    })
+}
 
+/// postgresql_conf, checked, with each value as written.
+fn settings_of(spec: &Spec, src: &Source) -> Result<BTreeMap<String, String>, SpecError> {
+    let err = |field: &str, msg: String, hint: &str| src.error(field, msg, hint);
     let mut settings = BTreeMap::new();
     for (k, v) in &spec.postgresql_conf {
         let field = format!("postgresql_conf.{k}");
@@ -440,11 +556,22 @@ pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
         let value = src.index.raw(&format!("postgresql_conf.{k}")).unwrap_or(&v.0);
         settings.insert(k.clone(), value.to_string());
     }
+    Ok(settings)
+}
+
+fn check_hba(spec: &Spec, src: &Source) -> Result<(), SpecError> {
+    let err = |field: &str, msg: String, hint: &str| src.error(field, msg, hint);
     for (i, line) in spec.pg_hba.iter().enumerate() {
         if line.contains(['\n', '\r', '\0']) {
             return Err(err(&format!("pg_hba[{i}]"), "a pg_hba entry must be a single line".into(), "write one list item per pg_hba line"));
         }
     }
+    Ok(())
+}
+
+/// The SQL files, beside the spec, named in the order they run.
+fn sql_files(spec: &Spec, src: &Source) -> Result<Vec<SqlFile>, SpecError> {
+    let err = |field: &str, msg: String, hint: &str| src.error(field, msg, hint);
     let mut sql = Vec::new();
     for (i, file) in spec.sql.iter().enumerate() {
         let source = src.dir().join(file);
@@ -453,138 +580,5 @@ pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
         }
         sql.push(SqlFile { source, name: format!("{:02}.sql", i + 1) });
     }
-
-    let box_name = spec
-        .box_name
-        .clone()
-        .unwrap_or_else(|| facts.default_box());
-
-    Ok(Plan {
-        name: spec.name.clone(),
-        engine: "postgres",
-        version: facts.major.clone(),
-        provider: spec.provider.as_str(),
-        box_name,
-        box_version: spec.box_version.clone(),
-        network: net.to_string(),
-        netmask: net.netmask().to_string(),
-        prefix_len: net.prefix_len(),
-        cpus: spec.resources.cpus,
-        memory: spec.resources.memory,
-        provider_options: spec.provider_options.clone(),
-        nodes,
-        slots: spec.replication.slots,
-        sync: spec.replication.mode == Mode::Sync,
-        synchronous_standby_names,
-        archive: spec.replication.archive,
-        ssl_mode: ssl_mode(spec.replication.ssl),
-        settings,
-        hba: spec.pg_hba.clone(),
-        sql,
-        replication_user: REPLICATION_USER,
-        lab_user: LAB_USER,
-        lab_database: LAB_DATABASE,
-        rewind_user: REWIND_USER,
-        facts,
-    })
-}
-
-fn has_libvirt_options(o: &ProviderOptions) -> bool {
-    o.driver.is_some() || o.cpu_mode.is_some() || o.cpu_model.is_some() || o.kernel.is_some() || o.initrd.is_some() || o.cmd_line.is_some()
-}
-
-/// The notes' §7.9: `N (...)` needs 9.6, `FIRST`/`ANY` need 10.
-fn check_sync_syntax(names: &str, facts: &Facts) -> Result<(), String> {
-    let upper = names.trim_start().to_ascii_uppercase();
-    let keyword = upper.starts_with("FIRST ") || upper.starts_with("ANY ");
-    let counted = upper.chars().next().is_some_and(|c| c.is_ascii_digit()) && upper.contains('(');
-    if names.contains(['\n', '\r', '\0']) {
-        return Err("must be a single line".into());
-    }
-    if keyword && facts.sync_syntax != "first_any" {
-        return Err(format!("FIRST/ANY syntax needs PostgreSQL 10 or later; this cluster is {}", facts.major));
-    }
-    if counted && facts.sync_syntax == "plain" {
-        return Err(format!("the `N (a, b)` syntax needs PostgreSQL 9.6 or later; this cluster is {}", facts.major));
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn plan(text: &str) -> Plan {
-        let src = Source::new("t.yaml", text);
-        let spec = crate::spec::parse(&src).unwrap();
-        build(&spec, &src).unwrap()
-    }
-
-    #[test]
-    fn the_minimal_spec_gets_a_leader_and_two_followers_with_slots() {
-        let p = plan("name: m\nversion: 15\n");
-        let names: Vec<&str> = p.nodes.iter().map(|n| n.name.as_str()).collect();
-        assert_eq!(names, ["pg1", "pg2", "pg3"]);
-        assert_eq!(p.nodes[0].address, "10.42.0.10");
-        assert_eq!(p.nodes[2].address, "10.42.0.12");
-        assert_eq!(p.leader().downstream_slots, ["pg2", "pg3"]);
-        assert_eq!(p.nodes[1].slot.as_deref(), Some("pg2"));
-        assert_eq!(p.nodes[1].machine, "clusterlab-m-pg2");
-        assert_eq!(p.box_name, "clusterlab/bookworm-pg15");
-        assert_eq!(p.provider, "libvirt");
-        assert!(p.synchronous_standby_names.is_none());
-    }
-
-    #[test]
-    fn cascades_come_in_waves_and_keep_slots_on_their_upstream() {
-        let p = plan(
-            "name: c\nversion: 10\ntopology:\n  followers:\n    - {name: leaf, upstream: mid}\n    - {name: mid}\n    - {name: lag-1, apply_delay: 5min}\n",
-        );
-        let waves: Vec<Vec<&str>> = p.waves().iter().map(|w| w.iter().map(|n| n.name.as_str()).collect()).collect();
-        assert_eq!(waves, vec![vec!["pg1"], vec!["mid", "lag-1"], vec!["leaf"]]);
-        let mid = p.node("mid").unwrap();
-        assert_eq!(mid.downstream_slots, ["leaf"]);
-        assert_eq!(p.node("leaf").unwrap().upstream_address.as_deref(), Some(mid.address.as_str()));
-        // Slot names cannot contain `-`.
-        assert_eq!(p.node("lag-1").unwrap().slot.as_deref(), Some("lag_1"));
-        assert_eq!(p.leader().downstream_slots, ["mid", "lag_1"]);
-    }
-
-    #[test]
-    fn given_addresses_are_kept_and_the_rest_assigned_around_them() {
-        let p = plan("name: a\nversion: 13\nnetwork: 10.9.8.0/24\ntopology:\n  leader: {address: 10.9.8.11}\n  followers: 2\n");
-        let addrs: Vec<&str> = p.nodes.iter().map(|n| n.address.as_str()).collect();
-        assert_eq!(addrs, ["10.9.8.11", "10.9.8.10", "10.9.8.12"]);
-    }
-
-    #[test]
-    fn each_private_nic_gets_a_mac_from_its_address() {
-        let p = plan("name: a\nversion: 13\nnetwork: 10.9.8.0/24\ntopology:\n  leader: {address: 10.9.8.11}\n  followers: 2\n");
-        let macs: Vec<&str> = p.nodes.iter().map(|n| n.mac.as_str()).collect();
-        assert_eq!(macs, ["52:54:00:09:08:0b", "52:54:00:09:08:0a", "52:54:00:09:08:0c"]);
-    }
-
-    #[test]
-    fn replication_connections_use_tls_only_when_the_spec_asks() {
-        let off = plan("name: a\nversion: 15\n");
-        assert_eq!(off.ssl_mode, "disable");
-        assert!(off.nodes[1].primary_conninfo.as_deref().unwrap().contains(" sslmode=disable "));
-        let on = plan("name: a\nversion: 15\nreplication: {ssl: true}\n");
-        assert_eq!(on.ssl_mode, "require");
-        assert!(on.nodes[1].primary_conninfo.as_deref().unwrap().contains(" sslmode=require "));
-    }
-
-    #[test]
-    fn sync_mode_lists_direct_undelayed_followers_in_the_majors_syntax() {
-        let p = plan("name: s\nversion: 9.6\ntopology:\n  followers:\n    - {name: a}\n    - {name: b, apply_delay: 1h}\n    - {name: c, upstream: a}\nreplication: {mode: sync}\n");
-        assert_eq!(p.synchronous_standby_names.as_deref(), Some(r#"1 ("a")"#));
-        assert!(p.node("a").unwrap().sync && !p.node("b").unwrap().sync && !p.node("c").unwrap().sync);
-    }
-
-    #[test]
-    fn no_followers_is_a_single_node() {
-        let p = plan("name: one\nversion: 18\ntopology: {followers: 0}\n");
-        assert_eq!(p.nodes.len(), 1);
-        assert!(p.leader().downstream_slots.is_empty());
-    }
+    Ok(sql)
 }

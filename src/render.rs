@@ -4,38 +4,13 @@
 use crate::error::{Error, Result};
 use crate::plan::Plan;
 use crate::quote;
+use crate::templates::{template_text, TEMPLATES};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tera::{Context, Tera, Value};
 
-/// The built-in templates, by the name a `--templates` directory overrides them with.
-pub const TEMPLATES: &[(&str, &str)] = &[
-    ("Vagrantfile.tera", include_str!("../templates/Vagrantfile.tera")),
-    ("scripts/common.sh.tera", include_str!("../templates/scripts/common.sh.tera")),
-    ("scripts/leader.sh.tera", include_str!("../templates/scripts/leader.sh.tera")),
-    ("scripts/follower.sh.tera", include_str!("../templates/scripts/follower.sh.tera")),
-    ("scripts/pgctl.sh.tera", include_str!("../templates/scripts/pgctl.sh.tera")),
-    ("spec.yaml.tera", include_str!("../templates/spec.yaml.tera")),
-    ("box/build.sh", include_str!("../templates/box/build.sh")),
-    ("box/compile.sh", include_str!("../templates/box/compile.sh")),
-    ("box/lib.sh", include_str!("../templates/box/lib.sh")),
-    ("box/settle.pl", include_str!("../templates/box/settle.pl")),
-];
-
-/// Returns a template's text: the override in `dir` if there is one, else the built-in.
-pub fn template_text(name: &str, dir: Option<&Path>) -> Result<String> {
-    if let Some(dir) = dir {
-        let p = dir.join(name);
-        if p.is_file() {
-            return std::fs::read_to_string(&p).map_err(|e| Error::io(p, e));
-        }
-    }
-    TEMPLATES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, t)| t.to_string())
-        .ok_or_else(|| Error::Template { name: name.into(), message: "no such template".into() })
-}
+/// The name Vagrantfile.tera includes the provider's machine part by.
+const PROVIDER_PART: &str = "provider.Vagrantfile.tera";
 
 /// One rendered file, relative to the working directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +43,15 @@ impl Renderer {
         self.tera.render(name, ctx).map_err(|e| template_error(&e, &self.sources))
     }
 
+    /// The common Vagrantfile.tera, each machine's provider part from the
+    /// provider's own template (included under one fixed name).
+    fn render_vagrantfile(&self, plan: &Plan, ctx: &Context) -> Result<String> {
+        let part = plan.provider.vagrantfile_template();
+        let mut tera = self.tera.clone();
+        tera.add_raw_template(PROVIDER_PART, &self.sources[part]).map_err(|e| template_error(&e, &self.sources))?;
+        tera.render("Vagrantfile.tera", ctx).map_err(|e| template_error(&e, &self.sources))
+    }
+
     /// Every file of the working directory that comes from templates.
     pub fn render_plan(&self, plan: &Plan) -> Result<Vec<File>> {
         let mut ctx = Context::new();
@@ -75,7 +59,7 @@ impl Renderer {
         ctx.insert("clusterlab_version", env!("CARGO_PKG_VERSION"));
         let mut files = vec![File {
             path: "Vagrantfile".into(),
-            content: self.render("Vagrantfile.tera", &ctx)?,
+            content: self.render_vagrantfile(plan, &ctx)?,
             executable: false,
         }];
         // The node control script is the same on every node; it is embedded in
@@ -86,7 +70,7 @@ impl Renderer {
             let mut ctx = ctx.clone();
             ctx.insert("node", node);
             ctx.insert("ctl", &ctl);
-            let template = format!("scripts/{}.sh.tera", node.role);
+            let template = format!("scripts/{}.sh.tera", node.role.as_str());
             files.push(File {
                 path: PathBuf::from("scripts").join(format!("{}.sh", node.name)),
                 content: self.render(&template, &ctx)?,
@@ -154,21 +138,4 @@ fn undefined_variable(message: &str) -> Option<String> {
     let start = message.find("Variable `")? + "Variable `".len();
     let len = message[start..].find('`')?;
     Some(message[start..start + len].to_string())
-}
-
-/// Copies the built-in templates into `dir` for editing; refuses to overwrite.
-pub fn export(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut written = Vec::new();
-    for (name, text) in TEMPLATES {
-        let p = dir.join(name);
-        if p.exists() {
-            return Err(Error::usage(format!("{} already exists", p.display()), "export into an empty directory"));
-        }
-        if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-        }
-        std::fs::write(&p, text).map_err(|e| Error::io(&p, e))?;
-        written.push(p);
-    }
-    Ok(written)
 }

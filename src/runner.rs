@@ -14,6 +14,9 @@ pub struct Cmd {
     pub args: Vec<String>,
     pub dir: Option<PathBuf>,
     pub env: Vec<(String, String)>,
+    /// How to install the program, should it be missing: said by whoever
+    /// knows the program (a provider knows its own tools).
+    pub if_missing: Option<&'static str>,
 }
 
 impl Cmd {
@@ -23,6 +26,11 @@ impl Cmd {
         S: Into<String>,
     {
         Cmd { program: program.into(), args: args.into_iter().map(Into::into).collect(), ..Default::default() }
+    }
+
+    pub fn if_missing(mut self, hint: &'static str) -> Cmd {
+        self.if_missing = Some(hint);
+        self
     }
 
     pub fn dir(mut self, dir: impl Into<PathBuf>) -> Cmd {
@@ -106,13 +114,10 @@ pub fn check_with(runner: &dyn Runner, cmd: &Cmd, mode: &Mode, hint: impl Fn(&Ou
     })
 }
 
-fn install_hint(program: &str) -> String {
-    match program {
-        "vagrant" => "install Vagrant: `apt-get install vagrant` on Debian/Ubuntu (plus `vagrant-libvirt` for libvirt), or `lab/install-deps.sh`".into(),
-        "virsh" => "install libvirt's client: `apt-get install libvirt-clients`".into(),
-        "docker" => "install Docker: `apt-get install docker.io`, and start dockerd".into(),
-        "ssh" => "install an SSH client: `apt-get install openssh-client`".into(),
-        other => format!("install `{other}` and make sure it is on PATH"),
+fn install_hint(cmd: &Cmd) -> String {
+    match cmd.if_missing {
+        Some(hint) => hint.into(),
+        None => format!("install `{}` and make sure it is on PATH", cmd.program),
     }
 }
 
@@ -131,7 +136,7 @@ impl Runner for Duct {
         }
         let not_found = |e: std::io::Error| {
             if e.kind() == std::io::ErrorKind::NotFound {
-                Error::Missing { program: cmd.program.clone(), hint: install_hint(&cmd.program) }
+                Error::Missing { program: cmd.program.clone(), hint: install_hint(cmd) }
             } else {
                 Error::io(&cmd.program, e)
             }
@@ -224,11 +229,6 @@ pub struct Recorder {
 impl Recorder {
     pub fn new(respond: impl Fn(&Cmd) -> Output + Send + Sync + 'static) -> Recorder {
         Recorder { calls: Mutex::new(Vec::new()), respond: Box::new(respond) }
-    }
-
-    /// Every command succeeds with empty output.
-    pub fn succeeding() -> Recorder {
-        Recorder::new(|_| Output { code: Some(0), ..Default::default() })
     }
 
     pub fn calls(&self) -> Vec<String> {

@@ -5,6 +5,7 @@
 //! together, is the planner's business (`plan.rs`).
 
 use crate::error::SpecError;
+pub use crate::providers::kind::Provider;
 use crate::spans::{offset_of, Pos, SpanIndex};
 use miette::NamedSource;
 use schemars::JsonSchema;
@@ -69,25 +70,6 @@ pub enum Engine {
     Postgres,
     /// Reserved: Apache Cassandra support is planned, not built.
     Cassandra,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Provider {
-    #[default]
-    Libvirt,
-    Virtualbox,
-    Docker,
-}
-
-impl Provider {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::Libvirt => "libvirt",
-            Provider::Virtualbox => "virtualbox",
-            Provider::Docker => "docker",
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

@@ -2,6 +2,7 @@
 //! atomically), and the lock that keeps two clusterlab commands off one cluster.
 
 use crate::error::{Error, Result};
+use crate::providers::kind::Provider;
 use crate::workdir::{write_atomic, Workdir};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -10,24 +11,22 @@ use std::time::{SystemTime, UNIX_EPOCH};
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct State {
     pub cluster: String,
-    pub provider: String,
-    /// rendered, starting, provisioning, verifying, baseline, ready, resetting,
-    /// failed, interrupted, destroying.
-    pub phase: String,
+    pub provider: Provider,
+    pub phase: Phase,
     /// The node or step the phase was at.
     #[serde(default)]
     pub detail: Option<String>,
-    /// The operation that set the phase: up, reset, destroy...
+    /// The operation that set the phase.
     #[serde(default)]
-    pub operation: Option<String>,
+    pub operation: Option<Operation>,
     #[serde(default)]
     pub error: Option<String>,
-    /// How the known state was saved: `snapshot` or `data`; None before the first successful up.
+    /// How the known state was saved (snapshot, data or both); None before the first successful up.
     #[serde(default)]
-    pub baseline: Option<String>,
+    pub baseline: Option<Method>,
     /// The topology a drill left (promote, rejoin); None: the spec's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub live: Option<crate::drills::Live>,
+    pub live: Option<crate::topology::Topology>,
     /// Nodes that `fault partition` cut off from the others.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub partitioned: Vec<String>,
@@ -38,6 +37,88 @@ pub struct State {
     /// Set for --dry-run: nothing really happened, so nothing is recorded.
     #[serde(skip)]
     pub dry_run: bool,
+}
+
+/// How the known state is kept and brought back (`up --baseline`, `reset --method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Whole-machine snapshots (libvirt, virtualbox).
+    Snapshot,
+    /// A copy of each stopped data directory, restored in place (any provider).
+    Data,
+    /// Both, so either reset method works later.
+    Both,
+    /// None: a cluster that will not be reset (a matrix cell) comes up faster.
+    #[serde(rename = "none")]
+    Skip,
+}
+
+impl Method {
+    /// As state.json and messages name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Snapshot => "snapshot",
+            Method::Data => "data",
+            Method::Both => "both",
+            Method::Skip => "none",
+        }
+    }
+}
+
+/// What a clusterlab command does to a cluster: recorded with the phase, and named in the lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Operation {
+    Up,
+    Reset,
+    Destroy,
+    Promote,
+    Switchover,
+    Rejoin,
+    Fault,
+    Backup,
+    Restore,
+    Writes,
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&serde_name(self))
+    }
+}
+
+/// Where an operation is, as state.json records it (the lowercase name).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Files written, nothing started.
+    #[default]
+    Rendered,
+    Starting,
+    Provisioning,
+    Verifying,
+    /// Saving the known state.
+    Baseline,
+    Ready,
+    Resetting,
+    Failed,
+    Interrupted,
+    Destroying,
+    Promoting,
+    Rejoining,
+    Restoring,
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&serde_name(self))
+    }
+}
+
+/// A unit variant's serialized name: messages and state.json say the same.
+fn serde_name(v: &impl Serialize) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 
 impl State {
@@ -57,9 +138,9 @@ impl State {
     }
 
     /// Sets the phase and writes the file at once: a crash right after still leaves the truth.
-    pub fn enter(&mut self, w: &Workdir, operation: &str, phase: &str, detail: Option<&str>) -> Result<()> {
-        self.operation = Some(operation.into());
-        self.phase = phase.into();
+    pub fn enter(&mut self, w: &Workdir, operation: Operation, phase: Phase, detail: Option<&str>) -> Result<()> {
+        self.operation = Some(operation);
+        self.phase = phase;
         self.detail = detail.map(str::to_string);
         self.error = None;
         self.save(w)
@@ -67,10 +148,10 @@ impl State {
 
     /// What the user should run next, given this state.
     pub fn next_step(&self) -> &'static str {
-        match self.phase.as_str() {
-            "ready" => "the cluster is up: `clusterlab verify SPEC`, `clusterlab reset SPEC`, `clusterlab destroy SPEC`",
-            "rendered" => "`clusterlab up SPEC` starts it",
-            "failed" | "interrupted" => {
+        match self.phase {
+            Phase::Ready => "the cluster is up: `clusterlab verify SPEC`, `clusterlab reset SPEC`, `clusterlab destroy SPEC`",
+            Phase::Rendered => "`clusterlab up SPEC` starts it",
+            Phase::Failed | Phase::Interrupted => {
                 "look at the error and logs/, fix the cause, then `clusterlab destroy SPEC` and `clusterlab up SPEC` (or `up` again to retry)"
             }
             _ => "an operation did not finish: `clusterlab destroy SPEC` removes what exists",
@@ -84,7 +165,7 @@ pub struct Lock {
 }
 
 impl Lock {
-    pub fn acquire(w: &Workdir, cluster: &str, what: &str) -> Result<Lock> {
+    pub fn acquire(w: &Workdir, cluster: &str, what: Operation) -> Result<Lock> {
         std::fs::create_dir_all(&w.root).map_err(|e| Error::io(&w.root, e))?;
         let path = w.path("lock");
         for _ in 0..2 {
@@ -122,5 +203,40 @@ impl Lock {
 impl Drop for Lock {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_json_written_before_the_enums_still_loads_and_writes_the_same() {
+        let old = r#"{
+  "cluster": "c",
+  "provider": "docker",
+  "phase": "promoting",
+  "detail": "pg2",
+  "operation": "promote",
+  "error": null,
+  "baseline": "data",
+  "live": {
+    "leader": "pg2",
+    "upstreams": {
+      "pg3": "pg2"
+    },
+    "detached": [
+      "pg1"
+    ]
+  },
+  "updated_at": 1
+}"#;
+        let st: State = serde_json::from_str(old).unwrap();
+        assert_eq!(st.phase, Phase::Promoting);
+        assert_eq!(st.provider, Provider::Docker);
+        assert_eq!(st.live.as_ref().unwrap().detached, ["pg1"]);
+        assert_eq!(serde_json::to_string_pretty(&st).unwrap(), old);
+        assert_eq!(Phase::Ready.to_string(), "ready");
+        assert_eq!(st.operation.map(|o| o.to_string()).as_deref(), Some("promote"));
     }
 }

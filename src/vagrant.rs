@@ -2,6 +2,7 @@
 //! used for bring-up, provisioning and teardown.
 
 use crate::error::Result;
+use crate::providers::kind::Provider;
 use crate::runner::{check, check_with, Cmd, Mode, Output, Runner};
 use std::path::PathBuf;
 
@@ -28,7 +29,9 @@ pub fn networks_turn() -> std::sync::MutexGuard<'static, ()> {
 
 impl Vagrant<'_> {
     pub fn cmd<S: Into<String>>(&self, args: impl IntoIterator<Item = S>) -> Cmd {
-        Cmd::new("vagrant", args).dir(&self.dir)
+        Cmd::new("vagrant", args)
+            .dir(&self.dir)
+            .if_missing("install Vagrant: `apt-get install vagrant` on Debian/Ubuntu (plus `vagrant-libvirt` for libvirt), or `lab/install-deps.sh`")
     }
 
     fn run(&self, cmd: Cmd, log: &str) -> Result<Output> {
@@ -38,10 +41,10 @@ impl Vagrant<'_> {
     }
 
     /// Starts every machine (in parallel where the provider can) without provisioning.
-    pub fn up_no_provision(&self, provider: &str) -> Result<()> {
+    pub fn up_no_provision(&self, provider: Provider) -> Result<()> {
         // (VMs boot for minutes and their networks are libvirt's: no turn-taking there.)
-        let _networks = (provider == "docker").then(networks_turn);
-        self.run(self.cmd(["up", "--no-provision", "--provider", provider]), "up").map(drop)
+        let _networks = provider.capabilities().shared_networks.then(networks_turn);
+        self.run(self.cmd(["up", "--no-provision", "--provider", provider.as_str()]), "up").map(drop)
     }
 
     pub fn destroy(&self) -> Result<()> {

@@ -5,7 +5,7 @@
 //! nodes in parallel, polled until a deadline.
 
 use crate::error::{Error, Result};
-use crate::plan::{Node, Plan};
+use crate::plan::{Node, Plan, Role};
 use crate::quote;
 use crate::runner::parallel;
 use serde::Serialize;
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct NodeReport {
     pub node: String,
-    pub role: String,
+    pub role: Role,
     pub upstream: Option<String>,
     pub address: String,
     pub in_recovery: Option<bool>,
@@ -170,7 +170,7 @@ pub fn verify_gated(plan: &Plan, password: &str, timeout: Duration, gate: Option
             });
             NodeReport {
                 node: n.name.clone(),
-                role: n.role.into(),
+                role: n.role,
                 upstream: n.upstream.clone(),
                 address: n.address.clone(),
                 problems: if answered == Some(true) { Vec::new() } else { vec![format!("{} does not answer (frozen, or its network is cut)", n.name)] },
@@ -188,36 +188,67 @@ pub fn verify_gated(plan: &Plan, password: &str, timeout: Duration, gate: Option
 fn verify_within(plan: &Plan, password: &str, timeout: Duration, gate: Option<Gate>) -> Report {
     let start = Instant::now();
     let deadline = start + timeout;
-    let facts = &plan.facts;
-    let token = format!("verify-{}", SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos());
+    let mut reports = blank_reports(plan);
+    let per_node = settled_views(plan, password, start, deadline);
+    tracing::debug!(elapsed_ms = start.elapsed().as_millis() as u64, "streaming and slots settled");
+    if let Some(g) = gate {
+        g.wait(deadline);
+        tracing::debug!(elapsed_ms = start.elapsed().as_millis() as u64, "gate open");
+    }
+    let (clients, per_node): (Vec<_>, Vec<_>) = match per_node {
+        Ok(v) => v.into_iter().unzip(),
+        Err(e) => {
+            unreachable_nodes(plan, password, &mut reports, &e);
+            return finish(plan, reports, start);
+        }
+    };
+    check_views(plan, &per_node, &mut reports);
+    let timing = Timing { start, deadline, timeout };
+    if let Err(e) = row_arrives(plan, &clients, &timing, &mut reports) {
+        reports[0].problems.push(e.to_string());
+    }
+    finish(plan, reports, start)
+}
 
-    let mut reports: Vec<NodeReport> = plan
+/// When a verify started, when it gives up, and its timeout (for messages).
+struct Timing {
+    start: Instant,
+    deadline: Instant,
+    timeout: Duration,
+}
+
+/// A report per node, nothing checked yet.
+fn blank_reports(plan: &Plan) -> Vec<NodeReport> {
+    plan
         .nodes
         .iter()
         .map(|n| NodeReport {
             node: n.name.clone(),
-            role: n.role.into(),
+            role: n.role,
             upstream: n.upstream.clone(),
             address: n.address.clone(),
             ..Default::default()
         })
-        .collect();
+        .collect()
+}
 
-    // Nodes whose data arrives late on purpose (a delayed standby, or below one).
-    let delayed = |n: &Node| -> bool {
-        let mut cur = Some(n);
-        while let Some(c) = cur {
-            if c.apply_delay.is_some() {
-                return true;
-            }
-            cur = c.upstream.as_deref().and_then(|u| plan.node(u));
+/// Whether a node's data arrives late on purpose (a delayed standby, or below one).
+fn is_delayed(plan: &Plan, n: &Node) -> bool {
+    let mut cur = Some(n);
+    while let Some(c) = cur {
+        if c.apply_delay.is_some() {
+            return true;
         }
-        false
-    };
+        cur = c.upstream.as_deref().and_then(|u| plan.node(u));
+    }
+    false
+}
 
-    // Phase 1, all nodes at once: recovery state and the replication view of each upstream.
-    // Each node's connection is kept for phase 2.
-    let per_node = parallel(&plan.nodes, |n| -> Result<(Mutex<postgres::Client>, NodeView)> {
+/// Phase 1, all nodes at once: recovery state and the replication view of
+/// each upstream, once every child streams (or the deadline passed). Each
+/// node's connection is kept for phase 2.
+fn settled_views(plan: &Plan, password: &str, start: Instant, deadline: Instant) -> Result<Vec<(Mutex<postgres::Client>, NodeView)>> {
+    parallel(&plan.nodes, |n| -> Result<(Mutex<postgres::Client>, NodeView)> {
         let mut c = connect_until(n, password, plan, deadline)?;
         tracing::debug!(node = %n.name, elapsed_ms = start.elapsed().as_millis() as u64, "connected");
         loop {
@@ -234,35 +265,30 @@ fn verify_within(plan: &Plan, password: &str, timeout: Duration, gate: Option<Ga
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-    });
-    tracing::debug!(elapsed_ms = start.elapsed().as_millis() as u64, "streaming and slots settled");
-    if let Some(g) = gate {
-        g.wait(deadline);
-        tracing::debug!(elapsed_ms = start.elapsed().as_millis() as u64, "gate open");
-    }
-    let (clients, per_node): (Vec<_>, Vec<_>) = match per_node {
-        Ok(v) => v.into_iter().unzip(),
-        Err(e) => {
-            // Find out which nodes are unreachable, one line each.
-            for (r, n) in reports.iter_mut().zip(&plan.nodes) {
-                if let Err(e) = connect(n, password, plan, Duration::from_secs(2)) {
-                    r.problems.push(e.to_string().trim_start_matches("verify failed: ").to_string());
-                }
-            }
-            if reports.iter().all(|r| r.problems.is_empty()) {
-                reports[0].problems.push(e.to_string());
-            }
-            return finish(plan, reports, start);
-        }
-    };
+    })
+}
 
+/// After phase 1 failed: which nodes are unreachable, one line each.
+fn unreachable_nodes(plan: &Plan, password: &str, reports: &mut [NodeReport], e: &Error) {
+    for (r, n) in reports.iter_mut().zip(&plan.nodes) {
+        if let Err(e) = connect(n, password, plan, Duration::from_secs(2)) {
+            r.problems.push(e.to_string().trim_start_matches("verify failed: ").to_string());
+        }
+    }
+    if reports.iter().all(|r| r.problems.is_empty()) {
+        reports[0].problems.push(e.to_string());
+    }
+}
+
+/// Each node's role against its recovery state, and each follower as its upstream sees it.
+fn check_views(plan: &Plan, per_node: &[NodeView], reports: &mut [NodeReport]) {
     for (i, n) in plan.nodes.iter().enumerate() {
         let (in_recovery, _, _) = &per_node[i];
         let r = &mut reports[i];
         r.in_recovery = Some(*in_recovery);
         match (n.role, in_recovery) {
-            ("leader", true) => r.problems.push("the leader is in recovery".into()),
-            ("follower", false) => r.problems.push("not in recovery: this follower was promoted or never became a standby".into()),
+            (Role::Leader, true) => r.problems.push("the leader is in recovery".into()),
+            (Role::Follower, false) => r.problems.push("not in recovery: this follower was promoted or never became a standby".into()),
             _ => {}
         }
         if let Some(up) = &n.upstream {
@@ -292,8 +318,12 @@ fn verify_within(plan: &Plan, password: &str, timeout: Duration, gate: Option<Ga
             }
         }
     }
+}
 
-    // Phase 2: a row written on the leader must arrive everywhere.
+/// Phase 2: a row written on the leader must arrive everywhere.
+fn row_arrives(plan: &Plan, clients: &[Mutex<postgres::Client>], t: &Timing, reports: &mut [NodeReport]) -> Result<()> {
+    let facts = &plan.facts;
+    let token = format!("verify-{}", SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos());
     let client = |n: &Node| clients[plan.nodes.iter().position(|m| m.name == n.name).expect("a node of the plan")].lock().unwrap_or_else(|e| e.into_inner());
     let lsn = (|| -> Result<String> {
         // Committed before the LSN is read: a delayed standby is checked against it.
@@ -310,15 +340,15 @@ fn verify_within(plan: &Plan, password: &str, timeout: Duration, gate: Option<Ga
         Ok(l) => l,
         Err(e) => {
             reports[0].problems.push(format!("cannot write the test row: {e}"));
-            return finish(plan, reports, start);
+            return Ok(());
         }
     };
     let written = Instant::now();
-    let followers: Vec<&Node> = plan.nodes.iter().filter(|n| n.role == "follower").collect();
+    let followers: Vec<&Node> = plan.nodes.iter().filter(|n| n.role == Role::Follower).collect();
     let arrivals = parallel(&followers, |n| -> Result<(Option<u64>, Option<String>)> {
         let mut c = client(n);
-        let is_delayed = delayed(n);
-        let probe = if is_delayed {
+        let delayed = is_delayed(plan, n);
+        let probe = if delayed {
             // The row waits for the delay; the WAL that carries it must still arrive.
             format!("SELECT 1 WHERE {}({}(), {}::text::pg_lsn) >= 0", facts.lsn_diff_fn, facts.receive_lsn_fn, quote::sql(&lsn))
         } else {
@@ -330,28 +360,23 @@ fn verify_within(plan: &Plan, password: &str, timeout: Duration, gate: Option<Ga
         loop {
             let arrived = simple(&mut c, &probe)?.first().is_some_and(|rows| !rows.is_empty());
             if arrived {
-                tracing::debug!(node = %n.name, elapsed_ms = start.elapsed().as_millis() as u64, "test row arrived");
+                tracing::debug!(node = %n.name, elapsed_ms = t.start.elapsed().as_millis() as u64, "test row arrived");
                 return Ok((Some(written.elapsed().as_millis() as u64), None));
             }
-            if Instant::now() >= deadline {
-                let what = if is_delayed { "the WAL with the test row" } else { "the test row" };
-                return Ok((None, Some(format!("{what} did not arrive within {} s", timeout.as_secs()))));
+            if Instant::now() >= t.deadline {
+                let what = if delayed { "the WAL with the test row" } else { "the test row" };
+                return Ok((None, Some(format!("{what} did not arrive within {} s", t.timeout.as_secs()))));
             }
             std::thread::sleep(nap);
             nap = (nap * 2).min(Duration::from_millis(20));
         }
     });
-    match arrivals {
-        Ok(list) => {
-            for (n, (ms, problem)) in followers.iter().zip(list) {
-                let r = reports.iter_mut().find(|r| r.node == n.name).unwrap();
-                r.row_ms = ms;
-                r.problems.extend(problem);
-            }
-        }
-        Err(e) => reports[0].problems.push(e.to_string()),
+    for (n, (ms, problem)) in followers.iter().zip(arrivals?) {
+        let r = reports.iter_mut().find(|r| r.node == n.name).unwrap();
+        r.row_ms = ms;
+        r.problems.extend(problem);
     }
-    finish(plan, reports, start)
+    Ok(())
 }
 
 fn pg(e: postgres::Error) -> Error {
@@ -374,7 +399,7 @@ impl Report {
             let yn = |b: Option<bool>, y: &str, no: &str| b.map(|b| if b { y } else { no }).unwrap_or("-").to_string();
             rows.push(vec![
                 n.node.clone(),
-                n.role.clone(),
+                n.role.as_str().to_string(),
                 n.upstream.clone().unwrap_or_else(|| "-".into()),
                 yn(n.in_recovery, "yes", "no"),
                 match (&n.streaming, &n.sync_state) {
@@ -383,8 +408,8 @@ impl Report {
                     _ => "-".into(),
                 },
                 yn(n.slot_active, "active", "inactive"),
-                match (n.role.as_str(), n.row_ms) {
-                    ("leader", _) => "written".into(),
+                match (n.role, n.row_ms) {
+                    (Role::Leader, _) => "written".into(),
                     (_, Some(ms)) => format!("{ms} ms"),
                     _ => "-".into(),
                 },

@@ -27,10 +27,6 @@ impl Workdir {
         self.root.join(rel)
     }
 
-    pub fn exists(&self) -> bool {
-        self.root.is_dir()
-    }
-
     /// Writes the rendered files, plan.json and the SQL files; returns what it wrote.
     /// Files whose content is unchanged are left alone (their mtime too).
     pub fn write(&self, files: &[File], plan: &Plan) -> Result<Vec<PathBuf>> {

@@ -252,3 +252,14 @@ fn templates_export_then_override() {
     let rendered = fs::read_to_string(sd.path().join(".clusterlab/t1/Vagrantfile")).unwrap();
     assert!(rendered.starts_with("# overridden\n"));
 }
+
+#[test]
+fn help_names_every_exit_code_once() {
+    let out = clusterlab().arg("--help").assert().success().get_output().stdout.clone();
+    let help = String::from_utf8(out).unwrap();
+    let codes = help.split("Exit codes:").nth(1).expect("an exit code table after the commands");
+    for (code, meaning) in clusterlab::error::EXIT_CODES {
+        assert!(codes.contains(&format!("{code:<4} {meaning}")), "{code} in\n{codes}");
+    }
+    assert!(codes.contains("3    replication broken") && codes.contains("5    a SQL statement failed"), "{codes}");
+}

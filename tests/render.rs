@@ -87,6 +87,23 @@ fn num(major: &str) -> u32 {
 // --- Snapshots ---
 
 #[test]
+fn each_provider_renders_its_own_machine_part_only() {
+    for (provider, own, others) in [
+        ("docker", "m.vm.provider \"docker\"", ["m.vm.provider \"libvirt\"", "m.vm.provider \"virtualbox\""]),
+        ("libvirt", "m.vm.provider \"libvirt\"", ["m.vm.provider \"docker\"", "m.vm.provider \"virtualbox\""]),
+        ("virtualbox", "m.vm.provider \"virtualbox\"", ["m.vm.provider \"docker\"", "m.vm.provider \"libvirt\""]),
+    ] {
+        let files = render_text(&base_spec("15", provider));
+        let vf = file(&files, "Vagrantfile");
+        assert_eq!(vf.matches(own).count(), 3, "{provider}: one part per machine\n{vf}");
+        for o in others {
+            assert!(!vf.contains(o), "{provider} renders no {o}\n{vf}");
+        }
+        assert_eq!(vf.matches("auto_config: false").count(), if provider == "libvirt" { 3 } else { 0 }, "{provider}");
+    }
+}
+
+#[test]
 fn snapshots_of_every_major() {
     assert_eq!(MAJORS.first(), Some(&"9.4"), "the snapshots start at 9.4");
     for major in MAJORS {
@@ -553,7 +570,7 @@ fn a_cascade_creates_the_slot_on_the_intermediate_follower() {
 /// A templates dir whose `name` is the built-in text with `line` inserted as line `at` (1-based).
 fn override_with(name: &str, at: usize, line: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let builtin = clusterlab::render::template_text(name, None).unwrap();
+    let builtin = clusterlab::templates::template_text(name, None).unwrap();
     let mut lines: Vec<&str> = builtin.lines().collect();
     lines.insert(at - 1, line);
     let p = dir.path().join(name);

@@ -1,8 +1,7 @@
 //! One cell: a combination of values applied to the base spec, named after
 //! those values, written beside the matrix file and planned.
 
-use super::expand::{mode_str, Axis};
-use super::file::{yaml_error, Axes, Combo, Step};
+use super::file::{mode_str, yaml_error, Axes, Axis, Combo, Step};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::spec::{Followers, Mode, Source, Spec};

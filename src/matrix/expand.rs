@@ -1,41 +1,7 @@
 //! Axes to combinations, the way GitHub Actions expands a matrix: the
 //! product of the axes, minus `exclude`, plus or extended by `include`.
 
-use super::file::{Axes, Combo};
-use crate::spec::Mode;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Axis {
-    Version,
-    Followers,
-    Slots,
-    Mode,
-    Box,
-    Provider,
-}
-
-impl Axis {
-    /// In product order: the first axis varies slowest, as in GitHub Actions.
-    pub(super) const ALL: [Axis; 6] = [Axis::Version, Axis::Followers, Axis::Slots, Axis::Mode, Axis::Box, Axis::Provider];
-
-    pub(super) fn key(self) -> &'static str {
-        match self {
-            Axis::Version => "version",
-            Axis::Followers => "followers",
-            Axis::Slots => "slots",
-            Axis::Mode => "mode",
-            Axis::Box => "box",
-            Axis::Provider => "provider",
-        }
-    }
-}
-
-pub(super) fn mode_str(m: Mode) -> &'static str {
-    match m {
-        Mode::Async => "async",
-        Mode::Sync => "sync",
-    }
-}
+use super::file::{mode_str, Axes, Axis, Combo};
 
 impl Combo {
     /// The value of `axis` as text, for comparing and naming.

@@ -2,7 +2,6 @@
 //! `boxes`, `network`, `steps`), the checks serde cannot make, and errors
 //! placed at their line and column.
 
-use super::expand::Axis;
 use crate::error::{Error, Result, SpecError};
 use crate::spec::{Mode, Provider, Scalar, Source};
 use ipnet::Ipv4Net;
@@ -201,4 +200,37 @@ pub(super) fn yaml_error(src: &Source, e: &serde_yaml::Error) -> SpecError {
         "fix the YAML at that line"
     };
     SpecError { location, field: String::new(), message, hint: Some(hint.into()), src: NamedSource::new(file, src.text.clone()), span }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Axis {
+    Version,
+    Followers,
+    Slots,
+    Mode,
+    Box,
+    Provider,
+}
+
+impl Axis {
+    /// In product order: the first axis varies slowest, as in GitHub Actions.
+    pub(super) const ALL: [Axis; 6] = [Axis::Version, Axis::Followers, Axis::Slots, Axis::Mode, Axis::Box, Axis::Provider];
+
+    pub(super) fn key(self) -> &'static str {
+        match self {
+            Axis::Version => "version",
+            Axis::Followers => "followers",
+            Axis::Slots => "slots",
+            Axis::Mode => "mode",
+            Axis::Box => "box",
+            Axis::Provider => "provider",
+        }
+    }
+}
+
+pub(super) fn mode_str(m: Mode) -> &'static str {
+    match m {
+        Mode::Async => "async",
+        Mode::Sync => "sync",
+    }
 }

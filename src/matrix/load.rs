@@ -3,7 +3,6 @@
 //! `Matrix::validate` writes the specs and plans them all.
 
 use super::cell::{cell_spec, Base, Cell};
-use super::describe;
 use super::expand::expand;
 use super::file::MatrixFile;
 use crate::cluster::Cluster;
@@ -72,7 +71,7 @@ impl Matrix {
         for cell in &self.cells {
             match cell.load() {
                 Ok(c) => clusters.push(c),
-                Err(e) => problems.push(format!("  {}: {}", cell.name, describe(&e).replace('\n', "\n      "))),
+                Err(e) => problems.push(format!("  {}: {}", cell.name, e.with_hint().replace('\n', "\n      "))),
             }
         }
         if problems.is_empty() {

@@ -23,6 +23,7 @@
 //!
 //! `run` below is that flow from start to exit code.
 
+mod args;
 mod cell;
 mod expand;
 mod file;
@@ -33,6 +34,7 @@ mod select;
 mod session;
 mod step;
 
+pub use args::{ListFormat, MatrixArgs};
 pub use cell::Cell;
 pub use file::Step;
 pub use load::Matrix;
@@ -44,57 +46,9 @@ use select::select;
 use session::Session;
 
 use crate::cluster::{Cluster, Ctx};
-use crate::error::{Error, Result};
-use miette::Diagnostic;
-use std::path::PathBuf;
+use crate::error::{exit, Error, Result};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
-
-#[derive(Debug, Clone, clap::Args)]
-pub struct MatrixArgs {
-    /// The matrix file (e.g. clusters/ci.matrix.yaml).
-    pub file: PathBuf,
-    /// Cells run at once (default: as many as fit in available memory).
-    #[arg(short, long, value_parser = clap::value_parser!(u32).range(1..))]
-    pub jobs: Option<u32>,
-    /// After the first failure start no new cell (the running ones finish).
-    #[arg(long)]
-    pub fail_fast: bool,
-    /// Leave failed or interrupted cells up for debugging, and print how to reach them.
-    #[arg(long)]
-    pub keep_failed: bool,
-    /// Only cells whose name contains PATTERN, or matches it with `*` as a wildcard (repeatable).
-    #[arg(long, value_name = "PATTERN")]
-    pub filter: Vec<String>,
-    /// Only the cell NAME (for CI fan-out: one runner per cell, see --list).
-    #[arg(long, value_name = "NAME", conflicts_with = "filter")]
-    pub cell: Option<String>,
-    /// Skip the replication check after up (steps still run).
-    #[arg(long)]
-    pub no_verify: bool,
-    /// Write a JUnit XML report: one testcase per cell.
-    #[arg(long, value_name = "FILE")]
-    pub junit: Option<PathBuf>,
-    /// Write a JSON summary: cells with result, phase timings and error.
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
-    /// Print the cells instead of running them.
-    #[arg(long)]
-    pub list: bool,
-    /// Format of --list.
-    #[arg(long, value_enum, default_value_t = ListFormat::Text, requires = "list")]
-    pub format: ListFormat,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ListFormat {
-    /// One cell name per line.
-    Text,
-    /// `{"include": [...]}` for a GitHub Actions `strategy.matrix: ${{ fromJSON(...) }}`.
-    Github,
-    /// A `parallel: matrix:` snippet for GitLab CI.
-    Gitlab,
-}
 
 pub fn run(ctx: &Ctx, args: &MatrixArgs) -> Result<i32> {
     let matrix = Matrix::load(&args.file)?;
@@ -104,7 +58,7 @@ pub fn run(ctx: &Ctx, args: &MatrixArgs) -> Result<i32> {
 
     if args.list {
         print!("{}", list(&selected, args.format));
-        return Ok(0);
+        return Ok(exit::OK);
     }
 
     let jobs = match args.jobs {
@@ -132,18 +86,10 @@ pub fn run(ctx: &Ctx, args: &MatrixArgs) -> Result<i32> {
         std::fs::write(p, json_summary(&matrix, &reports, elapsed, jobs)).map_err(|e| Error::io(p, e))?;
     }
     Ok(if crate::signals::requested() {
-        130
+        exit::INTERRUPTED
     } else if reports.iter().any(|r| r.result != Outcome::Passed) {
-        1
+        exit::FAILED
     } else {
-        0
+        exit::OK
     })
-}
-
-/// An error on one line-ish, with its help when it has one.
-fn describe(e: &Error) -> String {
-    match e.help() {
-        Some(h) => format!("{e}\nhint: {h}"),
-        None => e.to_string(),
-    }
 }

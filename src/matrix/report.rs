@@ -1,8 +1,11 @@
 //! What happened to each cell, and the ways it is shown: the summary table,
 //! JUnit XML, the JSON summary; and the formats of `--list`.
 
-use super::{Cell, ListFormat, Matrix};
+use super::args::ListFormat;
+use super::cell::Cell;
+use super::load::Matrix;
 use crate::cluster::Cluster;
+use crate::error::Error;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -237,3 +240,28 @@ pub(super) fn json_summary(matrix: &Matrix, reports: &[CellReport], elapsed: Dur
     };
     serde_json::to_string_pretty(&summary).expect("the summary serializes") + "\n"
 }
+/// Why a cell failed: the phase, one line, and the output worth keeping.
+#[derive(Debug)]
+pub(super) struct Failure {
+    pub(super) phase: String,
+    pub(super) message: String,
+    pub(super) output: Option<String>,
+    pub(super) interrupted: bool,
+}
+
+impl Failure {
+    pub(super) fn new(phase: &str, message: impl Into<String>, output: Option<String>) -> Failure {
+        Failure { phase: phase.into(), message: message.into(), output, interrupted: crate::signals::requested() }
+    }
+
+    /// The first line is the message; the rest (a command's output tail) and the hint are output.
+    pub(super) fn from_error(phase: &str, e: &Error) -> Failure {
+        let text = e.with_hint();
+        let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
+        let mut f = Failure::new(phase, first, (!rest.trim().is_empty()).then(|| rest.to_string()));
+        f.interrupted |= matches!(e, Error::Interrupted(_));
+        f
+    }
+}
+
+

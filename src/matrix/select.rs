@@ -1,6 +1,8 @@
 //! `--cell` and `--filter`: which of the matrix's cells run.
 
-use super::{Cell, Matrix, MatrixArgs};
+use super::args::MatrixArgs;
+use super::cell::Cell;
+use super::load::Matrix;
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 

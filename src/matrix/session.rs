@@ -2,11 +2,12 @@
 //! up -> verify -> steps -> destroy (or stays up with --keep-failed), and
 //! Ctrl-C or --fail-fast start no new ones.
 
-use super::report::{millis, tail, CellReport, Outcome, PhaseTime};
+use super::report::{millis, tail, CellReport, Failure, Outcome, PhaseTime};
 use super::step::run_step;
-use super::{describe, Cell, MatrixArgs};
+use super::args::MatrixArgs;
+use super::cell::Cell;
 use crate::cluster::{Cluster, Ctx, Method};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,30 +18,6 @@ use std::time::{Duration, Instant};
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Lines of output kept for a failure in the reports.
 const TAIL_LINES: usize = 60;
-
-/// Why a cell failed: the phase, one line, and the output worth keeping.
-#[derive(Debug)]
-pub(super) struct Failure {
-    phase: String,
-    message: String,
-    output: Option<String>,
-    interrupted: bool,
-}
-
-impl Failure {
-    pub(super) fn new(phase: &str, message: impl Into<String>, output: Option<String>) -> Failure {
-        Failure { phase: phase.into(), message: message.into(), output, interrupted: crate::signals::requested() }
-    }
-
-    /// The first line is the message; the rest (a command's output tail) and the hint are output.
-    pub(super) fn from_error(phase: &str, e: &Error) -> Failure {
-        let text = describe(e);
-        let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
-        let mut f = Failure::new(phase, first, (!rest.trim().is_empty()).then(|| rest.to_string()));
-        f.interrupted |= matches!(e, Error::Interrupted(_));
-        f
-    }
-}
 
 pub(super) struct Session<'a> {
     /// Quiet: the cells' vagrant output goes to their logs/ only.

@@ -2,7 +2,7 @@
 //! the lab user under a statement_timeout.
 
 use super::file::Step;
-use super::session::Failure;
+use super::report::Failure;
 use crate::cluster::{Cluster, Ctx};
 use crate::error::Result;
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! Vagrant's docker provider: containers, reached with `docker exec`.
 
-use super::{blackholes, state_of, Env, Provider};
+use super::common::{blackholes, state_of, Env, Machines};
 use crate::error::{Error, Result};
 use crate::plan::Node;
 use crate::runner::{check, Cmd, Mode};
@@ -9,21 +9,13 @@ pub struct Docker<'a>(pub Env<'a>);
 
 impl Docker<'_> {
     fn docker(&self, args: &[&str]) -> Cmd {
-        Cmd::new("docker", args.iter().copied())
+        Cmd::new("docker", args.iter().copied()).if_missing("install Docker: `apt-get install docker.io`, and start dockerd")
     }
 }
 
-impl Provider for Docker<'_> {
+impl Machines for Docker<'_> {
     fn env(&self) -> &Env<'_> {
         &self.0
-    }
-
-    fn name(&self) -> &'static str {
-        "docker"
-    }
-
-    fn has_snapshots(&self) -> bool {
-        false
     }
 
     fn exec_cmd(&self, node: &Node, args: &[&str]) -> Result<Cmd> {

@@ -1,24 +1,16 @@
 //! VirtualBox through vagrant: no fast path of its own here (no VirtualBox on
 //! the project's machines), so snapshots go through `vagrant snapshot`.
 
-use super::{close_ssh, ssh_cmd, Env, Provider, SNAPSHOT};
-use crate::error::{Error, Result};
+use super::common::{close_ssh, ssh_cmd, Env, Machines, SNAPSHOT};
+use crate::error::Result;
 use crate::plan::Node;
 use crate::runner::Cmd;
 
 pub struct Virtualbox<'a>(pub Env<'a>);
 
-impl Provider for Virtualbox<'_> {
+impl Machines for Virtualbox<'_> {
     fn env(&self) -> &Env<'_> {
         &self.0
-    }
-
-    fn name(&self) -> &'static str {
-        "virtualbox"
-    }
-
-    fn has_snapshots(&self) -> bool {
-        true
     }
 
     fn exec_cmd(&self, node: &Node, args: &[&str]) -> Result<Cmd> {
@@ -36,10 +28,6 @@ impl Provider for Virtualbox<'_> {
 
     fn machine_state(&self, _node: &Node) -> Result<String> {
         Ok("unknown (see `vagrant status`)".into())
-    }
-
-    fn freeze(&self, _node: &Node, _frozen: bool) -> Result<()> {
-        Err(Error::usage("freezing a VirtualBox machine is not supported", "use the docker or libvirt provider for this fault"))
     }
 
     fn remove_leftovers(&self) -> Result<Vec<String>> {

@@ -1,6 +1,8 @@
 //! vagrant-libvirt: domains, reached with ssh; snapshots and the rest with virsh.
 
-use super::{close_ssh, ssh_cmd, state_of, Env, Provider, SNAPSHOT};
+pub(super) mod accel;
+
+use super::common::{close_ssh, ssh_cmd, state_of, Env, Machines, SNAPSHOT};
 use crate::error::{Error, Result};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -141,7 +143,7 @@ impl Libvirt<'_> {
         // vagrant-libvirt's default connection; virsh alone would pick
         // qemu:///session for a non-root user.
         let uri = std::env::var("LIBVIRT_DEFAULT_URI").unwrap_or_else(|_| "qemu:///system".into());
-        Cmd::new("virsh", ["-c", uri.as_str()].into_iter().chain(args.iter().copied()))
+        Cmd::new("virsh", ["-c", uri.as_str()].into_iter().chain(args.iter().copied())).if_missing("install libvirt's client: `apt-get install libvirt-clients`")
     }
 
     /// vagrant-libvirt names a private network after the project directory and
@@ -165,17 +167,9 @@ impl Libvirt<'_> {
     }
 }
 
-impl Provider for Libvirt<'_> {
+impl Machines for Libvirt<'_> {
     fn env(&self) -> &Env<'_> {
         &self.0
-    }
-
-    fn name(&self) -> &'static str {
-        "libvirt"
-    }
-
-    fn has_snapshots(&self) -> bool {
-        true
     }
 
     fn exec_cmd(&self, node: &Node, args: &[&str]) -> Result<Cmd> {
@@ -194,10 +188,6 @@ impl Provider for Libvirt<'_> {
 
     fn sync_clocks(&self) -> Result<()> {
         parallel(&self.0.plan.nodes, |n| self.set_clock(n)).map(drop)
-    }
-
-    fn restore_needs_settling(&self) -> bool {
-        true
     }
 
     fn settle_restore(&self) -> Result<()> {

@@ -16,12 +16,9 @@ pub struct Probe {
     pub why: String,
 }
 
-/// Fills in the driver and CPU of a libvirt plan whose spec left them to
+/// Fills in the driver and CPU of a (libvirt) plan whose spec left them to
 /// clusterlab; says what it chose and why. Explicit settings win.
 pub fn settle(plan: &mut Plan, probe: impl FnOnce(&str) -> Probe) -> Option<String> {
-    if plan.provider != "libvirt" {
-        return None;
-    }
     let o = &mut plan.provider_options;
     if matches!(o.driver.as_deref(), Some(d) if d != "auto") {
         return None;
