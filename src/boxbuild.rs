@@ -178,6 +178,13 @@ fn is_package_name(s: &str) -> bool {
         && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c))
 }
 
+/// Every major and the regex its release versions match, space-separated
+/// ("9.4=^9\\.4\\.[0-9]+$ 9.5=..."; no regex holds a space): compile.sh tells a tarball's major by them, so
+/// the numbering rule is written once, in the facts.
+fn release_patterns() -> String {
+    crate::facts::MAJORS.iter().map(|m| format!("{m}={}", Major::parse(m).expect("a known major").release_pattern())).collect::<Vec<_>>().join(" ")
+}
+
 /// Compiles the source (or finds the cached build): returns the tarball of
 /// MAJOR/{bin,lib,share} and the Debian packages its binaries need.
 fn compile(runner: &dyn Runner, args: &BoxArgs, plan: &BoxPlan, cache: &Path, templates: Option<&Path>, quiet: bool) -> Result<(String, Vec<String>)> {
@@ -193,6 +200,7 @@ fn compile(runner: &dyn Runner, args: &BoxArgs, plan: &BoxPlan, cache: &Path, te
             ("CL_RELEASE", plan.release.clone()),
             ("CL_CACHE", cache.display().to_string()),
             ("CL_CONFIGURE_FLAGS", Facts::for_major(Major::parse(major).expect("planned")).source_configure_flags.to_string()),
+            ("CL_RELEASE_PATTERNS", release_patterns()),
         ],
     );
     let log = cache.join(format!("compile-{}.log", plan.name.replace('/', "_")));

@@ -28,6 +28,18 @@ impl Major {
         self.0 >= 1000
     }
 
+    /// The release versions of this major, as a POSIX extended regex: 9.4.26
+    /// is of 9.4, 17.2 or 17beta1 of 17 (the numbering changed in 10:
+    /// https://www.postgresql.org/support/versioning/). A source build checks
+    /// the version its tarball's configure names against these.
+    pub fn release_pattern(self) -> String {
+        if self.0 < 1000 {
+            format!("^{}\\.{}\\.[0-9]+$", self.0 / 100, self.0 % 100)
+        } else {
+            format!("^{}(\\.[0-9]+|beta[0-9]+|rc[0-9]+)$", self.0 / 100)
+        }
+    }
+
     pub fn label(self) -> String {
         if self.0 < 1000 {
             format!("{}.{}", self.0 / 100, self.0 % 100)

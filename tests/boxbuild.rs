@@ -161,6 +161,9 @@ fn a_source_build_compiles_then_builds_the_box_without_debians_server() {
     ] {
         assert_eq!(compile[k], v, "{k}");
     }
+    // The majors' release numbering comes from the facts.
+    let patterns: Vec<&str> = compile["CL_RELEASE_PATTERNS"].split(' ').collect();
+    assert!(patterns.contains(&"9.4=^9\\.4\\.[0-9]+$") && patterns.contains(&"17=^17(\\.[0-9]+|beta[0-9]+|rc[0-9]+)$"), "{patterns:?}");
     let build = env_of(&out, "build.sh");
     // No Debian server: the compiled one, plus postgresql-common for the cluster tools.
     for (k, v) in [("CL_RELEASE", "bookworm"), ("CL_PG_VERSIONS", ""), ("CL_EXTRA_MAJORS", "9.4"), ("CL_EXTRA_TARBALL_DEST", "/usr/lib/postgresql")] {

@@ -41,11 +41,15 @@ BUILDROOT_RECIPE=1
 CL_SOURCE=${CL_SOURCE:-}
 CL_MAJOR=${CL_MAJOR:-}
 CL_CONFIGURE_FLAGS=${CL_CONFIGURE_FLAGS:-}
+CL_RELEASE_PATTERNS=${CL_RELEASE_PATTERNS:-}
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (mmdebstrap root mode, chroot)"
 
 check_release
-[[ $CL_MAJOR =~ ^(9\.[4-6]|1[0-9])$ ]] || die "CL_MAJOR must be a PostgreSQL major, 9.4 ... 19 (got '${CL_MAJOR}')"
+# (read -a: no word of them is globbed against files.)
+read -r -a RELEASE_PATTERNS <<<"$CL_RELEASE_PATTERNS"
+[ "${#RELEASE_PATTERNS[@]}" -gt 0 ] || die "CL_RELEASE_PATTERNS is required (clusterlab passes the majors' release patterns)"
+[[ " ${RELEASE_PATTERNS[*]%%=*} " == *" $CL_MAJOR "* ]] || die "CL_MAJOR must be a PostgreSQL major clusterlab knows (got '${CL_MAJOR}')"
 [ -n "$CL_SOURCE" ] || die "CL_SOURCE is required (a PostgreSQL source tarball)"
 [ -f "$CL_SOURCE" ] || die "CL_SOURCE: no such file: $CL_SOURCE"
 [ -r "$CL_SOURCE" ] || die "CL_SOURCE: cannot read $CL_SOURCE"
@@ -62,15 +66,17 @@ done
 check_fetch_netns
 need tar; need chroot; need flock; need sha256sum; need gzip
 
-# major_of VERSION: 9.4.26 -> 9.4, 11.22 -> 11, 17beta1 -> 17 (the numbering changed in 10).
+# major_of VERSION: 9.4.26 -> 9.4, 11.22 -> 11, 17beta1 -> 17, by the patterns clusterlab's
+# facts hand over in CL_RELEASE_PATTERNS ("MAJOR=REGEX", space-separated).
 major_of() {
-  if [[ $1 =~ ^9\.([0-9]+)\.[0-9]+$ ]]; then
-    printf '9.%s\n' "${BASH_REMATCH[1]}"
-  elif [[ $1 =~ ^([1-9][0-9]+)(\.[0-9]+|beta[0-9]+|rc[0-9]+)$ ]]; then
-    printf '%s\n' "${BASH_REMATCH[1]}"
-  else
-    return 1
-  fi
+  local entry
+  for entry in "${RELEASE_PATTERNS[@]}"; do
+    if [[ $1 =~ ${entry#*=} ]]; then
+      printf '%s\n' "${entry%%=*}"
+      return 0
+    fi
+  done
+  return 1
 }
 # The one check a cached build and a fresh source share.
 check_major() {
