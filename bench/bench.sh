@@ -3,7 +3,11 @@
 # (bench/raw/), same 3-node PostgreSQL 15 cluster, same machine, one run, and
 # prints a Markdown table. Run it inside the lab:
 #
-#   lab/lab.sh exec bench/bench.sh [docker] [libvirt] [box] [matrix] [pg94] [drills]
+#   lab/lab.sh exec bench/bench.sh [docker] [libvirt] [box] [matrix] [pg94] [drills] [followers]
+#
+# followers: docker clusters of PostgreSQL 15 with 2, 5 and 8 followers (1
+# leader each), one after the other: up, verify and reset (median of 3),
+# destroy; how each step grows with the follower count.
 #
 # verify and reset are the median of 3 runs (libvirt's snapshot reset: of 5). pg94 compiles PostgreSQL 9.4 from
 # the shared source into an empty cache (cold), again (cached), then brings up
@@ -109,7 +113,9 @@ for w in $what; do
       rm -rf "$cache" ;;
     pg94)
       cache=$(mktemp -d /var/tmp/clusterlab-bench-cache.XXXX)
-      src=${PG94_SOURCE:-../shared/sources/postgresql-9.4.26.tar.gz}
+      # Looked up as lab/test.sh does (docs/pg94-source.md); never downloaded.
+      src=${PG94_SOURCE-../shared/sources/postgresql-9.4.26.tar.gz}
+      [ -f "$src" ] || { echo "bench: pg94: no PostgreSQL 9.4 source at ${src:-(empty PG94_SOURCE)}; see docs/pg94-source.md" >&2; exit 2; }
       row "**PostgreSQL 9.4 from source (docker image)**" "" ""
       row "box build --source, cold (compile)" "$(secs "$CL" -q box build --provider docker --postgres 9.4 --source "$src" --cache "$cache")" ""
       row "box build --source, cached build" "$(secs "$CL" -q box build --provider docker --postgres 9.4 --source "$src" --cache "$cache")" ""
@@ -143,6 +149,20 @@ for w in $what; do
       row "writes start (200 rows acknowledged)" "$(secs "$CL" -q writes "$spec" start --min-rows 200)" ""
       row "writes check" "$(secs "$CL" -q writes "$spec" check)" ""
       "$CL" -q destroy "$spec" ;;
+    followers)
+      dir=$(mktemp -d /var/tmp/clusterlab-bench-followers.XXXX)
+      for n in 2 5 8; do
+        spec=$dir/pg15-docker-f$n.yaml
+        sed -e "s/^name: .*/name: bench-f$n/" -e "s/^  followers: .*/  followers: $n/" \
+          -e "s|^network: .*|network: 10.46.$((10 + n)).0/24|" bench/specs/pg15-docker.yaml >"$spec"
+        "$CL" -q destroy "$spec" >/dev/null 2>&1 || true
+        row "**docker, PostgreSQL 15, 1 + $n followers**" "" ""
+        row "up (cold, known state saved)" "$(secs "$CL" -q up "$spec")" ""
+        row "verify (median of 3)" "$(median3 "$CL" -q verify "$spec")" ""
+        row "reset (data), with verify (median of 3)" "$(median3 "$CL" -q reset "$spec")" ""
+        row "destroy" "$(secs "$CL" -q destroy "$spec")" ""
+      done
+      rm -rf "$dir" ;;
     matrix)
       row "**matrix (3 docker cells: 13, 15, 17)**" "" ""
       row "--jobs 1" "$(secs "$CL" -q matrix clusters/ci.matrix.yaml --jobs 1)" ""

@@ -6,8 +6,9 @@
 #
 #   lab/demo.sh              PostgreSQL 15 (Debian's packages): clusters/pg15-docker.yaml
 #   lab/demo.sh 9.4 [SRC]    the headline case, PostgreSQL 9.4 compiled from its release
-#                            source (default: ../shared/sources/postgresql-9.4.26.tar.gz;
-#                            or the postgresql-9.4.26.tar.bz2 you downloaded):
+#                            source, looked up in this order (docs/pg94-source.md): SRC,
+#                            $PG94_SOURCE, ../shared/sources/postgresql-9.4.26.tar.gz
+#                            beside the repository; nothing is downloaded:
 #                            clusters/pg94-docker.yaml, the docker twin of
 #                            clusters/pg94-leader-2-followers.yaml
 #
@@ -21,8 +22,11 @@ case $version in
   15) spec=clusters/pg15-docker.yaml build=(--postgres 15) ;;
   9.4)
     spec=clusters/pg94-docker.yaml
-    src=${2:-../shared/sources/postgresql-9.4.26.tar.gz}
-    [ -f "$src" ] || { echo "demo: no PostgreSQL 9.4 source at $src; pass the release tarball: lab/demo.sh 9.4 postgresql-9.4.26.tar.bz2" >&2; exit 2; }
+    src=${2:-${PG94_SOURCE:-../shared/sources/postgresql-9.4.26.tar.gz}}
+    [ -f "$src" ] || {
+      echo "demo: no PostgreSQL 9.4 source at $src: get https://ftp.postgresql.org/pub/source/v9.4.26/postgresql-9.4.26.tar.gz and pass it (lab/demo.sh 9.4 FILE), set PG94_SOURCE to it, or put it at ../shared/sources/ beside the repository (docs/pg94-source.md)" >&2
+      exit 2
+    }
     build=(--postgres 9.4 --source "$(cd "$(dirname "$src")" && pwd)/$(basename "$src")") ;;
   *) echo "demo: usage: lab/demo.sh [15 | 9.4 [SOURCE-TARBALL]]" >&2; exit 2 ;;
 esac

@@ -142,6 +142,13 @@ pub struct Facts {
     /// The Debian suite a box of this major is built on (`box build --postgres N`
     /// without `--release`), see `box_release`.
     pub box_release: &'static str,
+    /// Before 15 the statistics collector writes temporary files to
+    /// `stats_temp_directory`, which Debian's postgresql.conf puts under
+    /// /var/run/postgresql (gone at boot): whoever starts the server without
+    /// pg_ctlcluster makes it. 15 keeps the statistics in shared memory and
+    /// drops the setting (PostgreSQL 15 release notes,
+    /// https://www.postgresql.org/docs/release/15.0/).
+    pub has_stats_temp_directory: bool,
     /// `./configure` flags for a build from a release source tarball
     /// (`box build --source`), see `source_configure_flags`.
     pub source_configure_flags: &'static str,
@@ -269,6 +276,7 @@ impl Facts {
             debian_suite,
             box_release: box_release(v, debian_suite),
             source_configure_flags: source_configure_flags(v),
+            has_stats_temp_directory: v < 1500,
             major,
         }
     }
@@ -384,6 +392,12 @@ mod tests {
         assert!(!f("9.4").has_pg_rewind && f("9.5").has_pg_rewind);
         assert!(f("10").rewind_needs_superuser && !f("11").rewind_needs_superuser);
         assert!(!f("12").primary_conninfo_reloads && f("13").primary_conninfo_reloads);
+    }
+
+    #[test]
+    fn stats_temp_directory_until_15() {
+        assert!(f("14").has_stats_temp_directory);
+        assert!(!f("15").has_stats_temp_directory);
     }
 
     #[test]

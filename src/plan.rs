@@ -2,8 +2,10 @@
 //! the version's facts. Pure: no I/O besides checking that SQL files exist.
 //! The plan is exactly what the templates see (`clusterlab check --json`).
 
+mod capacity;
 mod rules;
 
+pub use capacity::{replication_capacity, Capacity};
 pub use rules::{is_hostname, ssl_mode};
 use rules::{check_sync_syntax, has_provider_options, is_delay, is_setting_name, mac_for};
 
@@ -67,6 +69,9 @@ pub struct Plan {
     pub lab_user: &'static str,
     pub lab_database: &'static str,
     pub rewind_user: &'static str,
+    /// max_wal_senders, max_replication_slots and max_connections, sized for
+    /// this cluster and written on every node (see `replication_capacity`).
+    pub capacity: Capacity,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -201,7 +206,6 @@ pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
         memory: spec.resources.memory,
         provider_options: spec.provider_options.clone(),
         configure_network: spec.provider.capabilities().configure_network,
-        nodes,
         slots: spec.replication.slots,
         sync: spec.replication.mode == Mode::Sync,
         synchronous_standby_names,
@@ -215,6 +219,8 @@ pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
         lab_user: LAB_USER,
         lab_database: LAB_DATABASE,
         rewind_user: REWIND_USER,
+        capacity: replication_capacity(&nodes.iter().map(|n| (n.name.as_str(), n.upstream.as_deref())).collect::<Vec<_>>(), &facts),
+        nodes,
         facts,
     })
 }

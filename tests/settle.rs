@@ -68,6 +68,10 @@ fn timeouts_on_drops_the_two_lines_keeps_the_rest_and_signals_the_postmaster() {
     std::fs::write(data.join("postmaster.pid"), format!("{}\n{}\n", postmaster.id(), data.display())).unwrap();
 
     let d = start(dir.path());
+    // The names come from the list `clusterlab-pg timeouts off` leaves (none yet).
+    let answer = ask(&d.addr, "s3cret timeouts-on");
+    assert!(answer.starts_with("error: cannot read") && answer.contains("timeout-settings"), "{answer}");
+    std::fs::write(dir.path().join("timeout-settings"), "wal_sender_timeout\nwal_receiver_timeout\n").unwrap();
     assert_eq!(ask(&d.addr, "wrong timeouts-on"), "error: wrong password");
     assert_eq!(ask(&d.addr, "s3cret reboot"), "error: unknown command");
     assert_eq!(ask(&d.addr, "s3cret clock 12"), "error: clock wants SECONDS.NANOSECONDS");

@@ -14,8 +14,9 @@
 # or "PASSWORD timeouts-on"; the answer is "ok" or "error: WHY".
 # PASSWORD is the cluster's lab password (/etc/clusterlab/lab.password, put
 # there by provisioning); the data directory is read from
-# /etc/clusterlab/data-directory. Until provisioning has written both, every
-# request is refused.
+# /etc/clusterlab/data-directory, the names of the timeouts from
+# /etc/clusterlab/timeout-settings (see timeouts_on). Until provisioning has
+# written the password and the data directory, every request is refused.
 use strict;
 use warnings;
 use IO::Socket::INET;
@@ -50,13 +51,20 @@ sub set_clock {
     }
 }
 
-# What `clusterlab-pg timeouts on` does: drop the two lines the snapshot was
-# taken with from postgresql.auto.conf (RESET brings back postgresql.conf's
-# values) and have the postmaster reload.
+# What `clusterlab-pg timeouts on` does: drop the lines the snapshot was taken
+# with from postgresql.auto.conf (RESET brings back postgresql.conf's values)
+# and have the postmaster reload. Which settings those are, clusterlab-pg
+# alone spells: `timeouts off` writes their names, one a line, to
+# /etc/clusterlab/timeout-settings before the snapshot is taken, so the
+# snapshot carries the list this reads (a file, not a call of clusterlab-pg:
+# no fork and exec on this path).
 sub timeouts_on {
     chomp(my $data = slurp("$etc/data-directory"));
+    my @names = grep { /^\w+$/ } split /\n/, slurp("$etc/timeout-settings");
+    die "no setting names in $etc/timeout-settings\n" unless @names;
+    my $which = join '|', @names;
     my $auto = "$data/postgresql.auto.conf";
-    my @kept = grep { !/^(wal_sender_timeout|wal_receiver_timeout) / } split /^/, slurp($auto);
+    my @kept = grep { !/^(?:$which) / } split /^/, slurp($auto);
     my ($mode, $uid, $gid) = (stat $auto)[2, 4, 5];
     open(my $out, '>', "$auto.clusterlab") or die "cannot write $auto.clusterlab: $!\n";
     print $out @kept;
