@@ -225,7 +225,7 @@ fi
 
 if want libvirt; then
   setup "libvirt box bookworm-pg15" box --provider libvirt --release bookworm --postgres 15
-  # KVM or software emulation: clusterlab finds out once (src/accel.rs) and `up` says which.
+  # KVM or software emulation: clusterlab finds out once (src/providers/libvirt/accel.rs) and `up` says which.
   check_vm "libvirt e2e PostgreSQL 15 (both resets)" lab env E2E_RESETS="snapshot data" tests/e2e/cluster.sh clusters/pg15-libvirt.yaml
   check_vm "libvirt interrupted up, destroy" lab tests/e2e/interrupt.sh clusters/pg15-libvirt.yaml
   with94 setup "libvirt box bookworm-pg9.4 (cached build)" source_box libvirt
