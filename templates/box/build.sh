@@ -196,11 +196,20 @@ customize_rootfs() {
   fi
 
   if [ "$flavour" = vm ]; then
-    # Direct kernel boot with root=/dev/vda (no partition table, no bootloader).
-    printf '/dev/vda\t/\text4\tdefaults,errors=remount-ro\t0\t1\n' >"$root/etc/fstab"
-    # eth0 (net.ifnames=0) is vagrant-libvirt's management NIC, on DHCP; vagrant appends the
-    # private networks to this file itself.
-    cat >"$root/etc/network/interfaces" <<'IFACES'
+    vm_boot "$root"
+    vm_clusters_and_initramfs "$root"
+  fi
+}
+
+# A VM's boot: its disk, its NICs, a machine-id of its own, and only the units a
+# test cluster needs, with the helpers `clusterlab reset` talks to.
+vm_boot() {
+  local root=$1 unit
+  # Direct kernel boot with root=/dev/vda (no partition table, no bootloader).
+  printf '/dev/vda\t/\text4\tdefaults,errors=remount-ro\t0\t1\n' >"$root/etc/fstab"
+  # eth0 (net.ifnames=0) is vagrant-libvirt's management NIC, on DHCP; vagrant appends the
+  # private networks to this file itself.
+  cat >"$root/etc/network/interfaces" <<'IFACES'
 # Written by clusterlab's box builder. Vagrant appends private networks below.
 source /etc/network/interfaces.d/*
 
@@ -210,31 +219,30 @@ iface lo inet loopback
 allow-hotplug eth0
 iface eth0 inet dhcp
 IFACES
-    # Every VM of a box must get its own machine-id (DHCP client ids, journald): systemd
-    # makes one at first boot when the file is empty.
-    : >"$root/etc/machine-id"
-    rm -f "$root/var/lib/dbus/machine-id"
-    # Periodic jobs only steal the emulated CPU (and apt has no network to reach anyway).
-    # So do, at boot (systemd-analyze blame on a pg15 VM): LVM scrub reaping, gettys on
-    # virtual consoles nobody sees (the serial one stays), modules for loop devices,
-    # FUSE, device-mapper and EFI, and ifupdown-pre, which waits for udev to settle
-    # (6 s) so that `auto` interfaces exist: eth0 and the private NIC are
-    # allow-hotplug, brought up by udev when they appear, and sshd does not wait
-    # for DHCP.
-    local unit
-    for unit in apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer \
-      fstrim.timer man-db.timer e2scrub_reap.service getty-static.service getty@tty1.service \
-      modprobe@loop.service modprobe@fuse.service modprobe@dm_mod.service \
-      modprobe@efi_pstore.service ifupdown-pre.service; do
-      ln -sfn /dev/null "$root/etc/systemd/system/$unit"
-    done
-    # Under software emulation (systemd says "qemu"; KVM guests use kvm-clock) the guest
-    # reads time from the HPET, not the TSC: qemu's emulated TSC follows the host's, so
-    # after `loadvm` it has jumped ahead by the snapshot's age, and every timer due in
-    # that span fires at once (PostgreSQL's checkpoint among them): 0.6 s of emulated
-    # CPU per guest, measured, against 0.1 s with the HPET, whose count is restored
-    # with the snapshot. A clock read costs 1.2 us instead of 0.6 us.
-    cat >"$root/etc/systemd/system/clusterlab-clocksource.service" <<'UNIT'
+  # Every VM of a box must get its own machine-id (DHCP client ids, journald): systemd
+  # makes one at first boot when the file is empty.
+  : >"$root/etc/machine-id"
+  rm -f "$root/var/lib/dbus/machine-id"
+  # Periodic jobs only steal the emulated CPU (and apt has no network to reach anyway).
+  # So do, at boot (systemd-analyze blame on a pg15 VM): LVM scrub reaping, gettys on
+  # virtual consoles nobody sees (the serial one stays), modules for loop devices,
+  # FUSE, device-mapper and EFI, and ifupdown-pre, which waits for udev to settle
+  # (6 s) so that `auto` interfaces exist: eth0 and the private NIC are
+  # allow-hotplug, brought up by udev when they appear, and sshd does not wait
+  # for DHCP.
+  for unit in apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer \
+    fstrim.timer man-db.timer e2scrub_reap.service getty-static.service getty@tty1.service \
+    modprobe@loop.service modprobe@fuse.service modprobe@dm_mod.service \
+    modprobe@efi_pstore.service ifupdown-pre.service; do
+    ln -sfn /dev/null "$root/etc/systemd/system/$unit"
+  done
+  # Under software emulation (systemd says "qemu"; KVM guests use kvm-clock) the guest
+  # reads time from the HPET, not the TSC: qemu's emulated TSC follows the host's, so
+  # after `loadvm` it has jumped ahead by the snapshot's age, and every timer due in
+  # that span fires at once (PostgreSQL's checkpoint among them): 0.6 s of emulated
+  # CPU per guest, measured, against 0.1 s with the HPET, whose count is restored
+  # with the snapshot. A clock read costs 1.2 us instead of 0.6 us.
+  cat >"$root/etc/systemd/system/clusterlab-clocksource.service" <<'UNIT'
 [Unit]
 Description=clusterlab: HPET clock source under software emulation
 ConditionVirtualization=qemu
@@ -248,13 +256,13 @@ ExecStart=/bin/sh -c 'd=/sys/devices/system/clocksource/clocksource0; if grep -q
 [Install]
 WantedBy=sysinit.target
 UNIT
-    install -d "$root/etc/systemd/system/sysinit.target.wants"
-    ln -sfn /etc/systemd/system/clusterlab-clocksource.service \
-      "$root/etc/systemd/system/sysinit.target.wants/clusterlab-clocksource.service"
-    # After `clusterlab reset` loads a snapshot: the clock and the replication timeouts,
-    # at the host's word (settle.pl says why it is not the guest agent).
-    install -m 0755 "$(dirname "${BASH_SOURCE[0]}")/settle.pl" "$root/usr/local/sbin/clusterlab-settle"
-    cat >"$root/etc/systemd/system/clusterlab-settle.service" <<'UNIT'
+  install -d "$root/etc/systemd/system/sysinit.target.wants"
+  ln -sfn /etc/systemd/system/clusterlab-clocksource.service \
+    "$root/etc/systemd/system/sysinit.target.wants/clusterlab-clocksource.service"
+  # After `clusterlab reset` loads a snapshot: the clock and the replication timeouts,
+  # at the host's word (settle.pl says why it is not the guest agent).
+  install -m 0755 "$(dirname "${BASH_SOURCE[0]}")/settle.pl" "$root/usr/local/sbin/clusterlab-settle"
+  cat >"$root/etc/systemd/system/clusterlab-settle.service" <<'UNIT'
 [Unit]
 Description=clusterlab: guest clock and replication timeouts after a snapshot is loaded
 # Perl's start-up takes the emulated CPU for a moment: not while sshd, which
@@ -268,50 +276,56 @@ Restart=on-failure
 [Install]
 WantedBy=multi-user.target
 UNIT
-    ln -sfn /etc/systemd/system/clusterlab-settle.service \
-      "$root/etc/systemd/system/multi-user.target.wants/clusterlab-settle.service"
-    mount -t proc proc "$root/proc"
-    # A server from CL_EXTRA_TARBALL gets its cluster `main` here, as Debian's
-    # packages make theirs: at native speed, where initdb in a VM under
-    # emulation took 17 s of every node's provisioning (9.4).
-    local major
-    for major in "${extra_majors[@]}"; do
-      if [ -x "$root/usr/bin/pg_createcluster" ] && [ ! -d "$root/etc/postgresql/$major/main" ]; then
-        chroot "$root" pg_createcluster "$major" main >/dev/null \
-          || { umount "$root/proc"; die "pg_createcluster $major main failed in the rootfs"; }
-      fi
-    done
-    # Cluster `main` would start at boot; provisioning configures it and
-    # marks it auto again. Until then a boot that starts it spends seconds of
-    # emulated CPU (16 s of a 54 s boot) on a server the provisioning
-    # restarts or empties.
-    local start_conf
-    for start_conf in "$root"/etc/postgresql/*/main/start.conf; do
-      [ -f "$start_conf" ] && echo manual >"$start_conf"
-    done
-    # A small initramfs: the root disk's driver and file system only
-    # (MODULES=most made 36 MB that the kernel unpacked for 3 s under emulation).
-    printf '%s\n' virtio_pci virtio_blk ext4 crc32c_generic >"$root/etc/initramfs-tools/modules"
-    sed -i 's/^MODULES=.*/MODULES=list/' "$root/etc/initramfs-tools/initramfs.conf"
-    chroot "$root" update-initramfs -u -k all >/dev/null 2>&1 || { umount "$root/proc"; die "update-initramfs failed in the rootfs"; }
-    umount "$root/proc"
-    # Boot must bring up sshd, networking and PostgreSQL: fail the build, not the boot.
-    local wants=$root/etc/systemd/system/multi-user.target.wants
-    # (-L: the links are absolute, they point into the rootfs, not into this host.)
-    for unit in ssh.service networking.service; do
-      [ -L "$wants/$unit" ] || die "$unit is not enabled in the rootfs"
-    done
-    # postgresql-common ships postgresql.service (a oneshot) and the generator that makes
-    # each cluster whose start.conf says auto a dependency of it, so the unit is as useful
-    # with a server from CL_EXTRA_TARBALL (clusters made later by pg_createcluster) as with
-    # Debian's server packages. Without postgresql-common there is nothing to enable.
-    if [ -e "$root/lib/systemd/system/postgresql.service" ]; then
-      [ -L "$wants/postgresql.service" ] \
-        || ln -sfn /lib/systemd/system/postgresql.service "$wants/postgresql.service"
-    elif [ "${#pg_versions[@]}" -gt 0 ]; then
-      die "postgresql.service is missing although PostgreSQL packages are installed"
+  ln -sfn /etc/systemd/system/clusterlab-settle.service \
+    "$root/etc/systemd/system/multi-user.target.wants/clusterlab-settle.service"
+}
+
+# A VM's PostgreSQL clusters made now, not at boot, and an initramfs that
+# holds only what the root disk needs.
+vm_clusters_and_initramfs() {
+  local root=$1 unit
+  mount -t proc proc "$root/proc"
+  # A server from CL_EXTRA_TARBALL gets its cluster `main` here, as Debian's
+  # packages make theirs: at native speed, where initdb in a VM under
+  # emulation took 17 s of every node's provisioning (9.4).
+  local major
+  for major in "${extra_majors[@]}"; do
+    if [ -x "$root/usr/bin/pg_createcluster" ] && [ ! -d "$root/etc/postgresql/$major/main" ]; then
+      chroot "$root" pg_createcluster "$major" main >/dev/null \
+        || { umount "$root/proc"; die "pg_createcluster $major main failed in the rootfs"; }
     fi
+  done
+  # Cluster `main` would start at boot; provisioning configures it and
+  # marks it auto again. Until then a boot that starts it spends seconds of
+  # emulated CPU (16 s of a 54 s boot) on a server the provisioning
+  # restarts or empties.
+  local start_conf
+  for start_conf in "$root"/etc/postgresql/*/main/start.conf; do
+    [ -f "$start_conf" ] && echo manual >"$start_conf"
+  done
+  # A small initramfs: the root disk's driver and file system only
+  # (MODULES=most made 36 MB that the kernel unpacked for 3 s under emulation).
+  printf '%s\n' virtio_pci virtio_blk ext4 crc32c_generic >"$root/etc/initramfs-tools/modules"
+  sed -i 's/^MODULES=.*/MODULES=list/' "$root/etc/initramfs-tools/initramfs.conf"
+  chroot "$root" update-initramfs -u -k all >/dev/null 2>&1 || { umount "$root/proc"; die "update-initramfs failed in the rootfs"; }
+  umount "$root/proc"
+  # Boot must bring up sshd, networking and PostgreSQL: fail the build, not the boot.
+  local wants=$root/etc/systemd/system/multi-user.target.wants
+  # (-L: the links are absolute, they point into the rootfs, not into this host.)
+  for unit in ssh.service networking.service; do
+    [ -L "$wants/$unit" ] || die "$unit is not enabled in the rootfs"
+  done
+  # postgresql-common ships postgresql.service (a oneshot) and the generator that makes
+  # each cluster whose start.conf says auto a dependency of it, so the unit is as useful
+  # with a server from CL_EXTRA_TARBALL (clusters made later by pg_createcluster) as with
+  # Debian's server packages. Without postgresql-common there is nothing to enable.
+  if [ -e "$root/lib/systemd/system/postgresql.service" ]; then
+    [ -L "$wants/postgresql.service" ] \
+      || ln -sfn /lib/systemd/system/postgresql.service "$wants/postgresql.service"
+  elif [ "${#pg_versions[@]}" -gt 0 ]; then
+    die "postgresql.service is missing although PostgreSQL packages are installed"
   fi
+
 }
 phase "customize rootfs" customize_rootfs "$ROOT" "$flavour"
 
