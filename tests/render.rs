@@ -1,8 +1,8 @@
 //! Rendering for every PostgreSQL major clusterlab knows: snapshots of the
 //! Vagrantfile and scripts (so every version branch of the templates is
 //! pinned), linting with bash -n / shellcheck / ruby -c, determinism, the
-//! version facts checked on the rendered (and executed) text against the notes
-//! (`shared/notes/postgres-replication-by-version.md`), sync and cascading
+//! version facts checked on the rendered (and executed) text against a table
+//! written here from the PostgreSQL documentation, sync and cascading
 //! topologies, and template overrides with errors.
 //!
 //! Snapshots live in tests/snapshots/; after a deliberate template change,
@@ -216,31 +216,38 @@ fn rendering_is_deterministic() {
 
 // --- Version facts, checked on what the scripts write ---
 
-/// What the notes say a provisioning script must do for a major (section of
-/// shared/notes/postgres-replication-by-version.md in brackets). Written out
-/// here independently of src/facts.rs; `notes_agree_with_the_table` reads the
-/// notes to confirm it where the notes have a table row for it.
+/// What the PostgreSQL documentation says a provisioning script must do for
+/// a major (the page that says so beside each field). Written out here
+/// independently of src/facts.rs, so that a wrong fact shows up as a
+/// rendered script that disagrees with this table.
 #[derive(Debug, PartialEq, Eq)]
 struct Want {
-    /// [§1 "Value a script should write"] hot_standby on 9.4/9.5, replica from 9.6.
+    /// hot_standby on 9.4/9.5, replica from 9.6
+    /// (https://www.postgresql.org/docs/9.6/runtime-config-wal.html#GUC-WAL-LEVEL).
     wal_level: &'static str,
-    /// [§1 defaults, §7.3] max_wal_senders/max_replication_slots/hot_standby are 0/0/off before 10.
+    /// max_wal_senders/max_replication_slots/hot_standby are 0/0/off before 10
+    /// (https://www.postgresql.org/docs/10/release-10.html).
     raise_defaults: bool,
-    /// [§1 "WAL retention GUC", §7.2] wal_keep_segments before 13, wal_keep_size from 13.
+    /// wal_keep_segments before 13, wal_keep_size from 13
+    /// (https://www.postgresql.org/docs/13/runtime-config-replication.html#GUC-WAL-KEEP-SIZE).
     wal_keep_size: bool,
-    /// [§2 "Standby switch", §7.1] recovery.conf with standby_mode up to 11, standby.signal from 12.
+    /// recovery.conf with standby_mode up to 11, standby.signal from 12
+    /// (https://www.postgresql.org/docs/12/recovery-config.html).
     recovery_conf: bool,
-    /// [§2 recovery_target_timeline default, §7.5] `current` before 12: write 'latest'.
+    /// recovery_target_timeline defaults to `current` before 12: write 'latest'
+    /// (https://www.postgresql.org/docs/12/runtime-config-wal.html#RUNTIME-CONFIG-WAL-RECOVERY-TARGET).
     timeline_latest: bool,
-    /// [§3 "WAL method option", §7.4] --xlog-method before 10, --wal-method from 10.
+    /// --xlog-method before 10, --wal-method from 10
+    /// (https://www.postgresql.org/docs/10/app-pgbasebackup.html).
     wal_method_flag: bool,
-    /// [§3 -S/--slot] from 9.6.
+    /// pg_basebackup -S/--slot from 9.6 (https://www.postgresql.org/docs/9.6/app-pgbasebackup.html).
     basebackup_slot: bool,
-    /// [§3 -C/--create-slot, §7.4] from 11 (not 10).
+    /// pg_basebackup -C/--create-slot from 11, not 10 (https://www.postgresql.org/docs/11/app-pgbasebackup.html).
     basebackup_create: bool,
-    /// [§1 password_encryption, pg_hba scram-sha-256 method] boolean `on` (md5) before 10, scram from 10.
+    /// password_encryption is a boolean `on` (md5) before 10, scram-sha-256 from 10
+    /// (https://www.postgresql.org/docs/10/auth-password.html).
     scram: bool,
-    /// PostgreSQL 10 release notes (the notes file has no row for it): pg_monitor from 10.
+    /// pg_monitor from 10 (https://www.postgresql.org/docs/10/default-roles.html).
     pg_monitor: bool,
 }
 
@@ -408,98 +415,6 @@ fn version_facts_in_the_rendered_scripts() {
         check(ctl.contains(reserve), format!("clusterlab-pg slot should call {reserve}"));
     }
     assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
-}
-
-/// Reads a row of a markdown table in the notes: cell text per major, with
-/// `→` and `same...` resolved to the cell before.
-fn notes_row(notes: &str, row_prefix: &str) -> BTreeMap<&'static str, String> {
-    fn cells(line: &str) -> Vec<String> {
-        // Split on `|` that is not escaped as `\|`.
-        let mut out = vec![String::new()];
-        let mut prev = ' ';
-        for c in line.chars() {
-            if c == '|' && prev != '\\' {
-                out.push(String::new());
-            } else {
-                out.last_mut().unwrap().push(c);
-            }
-            prev = c;
-        }
-        out.into_iter().map(|s| s.trim().to_string()).collect::<Vec<_>>()[1..].to_vec()
-    }
-    fn majors_of(label: &str) -> Vec<&'static str> {
-        let parts: Vec<&str> = label.split(['–', '-']).map(str::trim).collect();
-        let idx = |s: &str| MAJORS.iter().position(|m| *m == s.trim_end_matches('+'));
-        match (parts.first().and_then(|p| idx(p)), parts.get(1).and_then(|p| idx(p))) {
-            (Some(a), Some(b)) => MAJORS[a..=b].to_vec(),
-            (Some(a), None) if label.ends_with('+') => MAJORS[a..].to_vec(),
-            (Some(a), None) => vec![MAJORS[a]],
-            _ => vec![],
-        }
-    }
-    let lines: Vec<&str> = notes.lines().collect();
-    let at = lines.iter().position(|l| l.starts_with(&format!("| {row_prefix}"))).unwrap_or_else(|| panic!("no row `{row_prefix}` in the notes"));
-    let header = (0..at).rev().take_while(|i| lines[*i].starts_with('|')).last().unwrap();
-    let head = cells(lines[header]);
-    let row = cells(lines[at]);
-    let mut out = BTreeMap::new();
-    let mut prev = String::new();
-    for (label, cell) in head.iter().zip(&row).skip(1) {
-        let text = if cell == "→" || cell.starts_with("same") { prev.clone() } else { cell.clone() };
-        for m in majors_of(label) {
-            out.insert(m, text.clone());
-        }
-        prev = text;
-    }
-    out
-}
-
-fn notes_path() -> std::path::PathBuf {
-    std::env::var_os("CLUSTERLAB_NOTES").map(Into::into).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/notes/postgres-replication-by-version.md")
-    })
-}
-
-/// The table `want()` against the notes' own rows.
-#[test]
-fn notes_agree_with_the_table() {
-    let Ok(notes) = std::fs::read_to_string(notes_path()) else {
-        eprintln!("{} not found: skipped (set CLUSTERLAB_NOTES)", notes_path().display());
-        return;
-    };
-    let rows = [
-        "Value a script should write",
-        "`max_wal_senders` default",
-        "WAL retention GUC",
-        "Standby switch",
-        "`recovery_target_timeline` default",
-        "WAL method option",
-        "`-S/--slot`",
-        "`-C/--create-slot`",
-        "pg_hba `scram-sha-256` method",
-    ];
-    let t: Vec<BTreeMap<&str, String>> = rows.iter().map(|r| notes_row(&notes, r)).collect();
-    let mut problems = Vec::new();
-    for major in MAJORS {
-        let cell = |i: usize| t[i].get(major).cloned().unwrap_or_else(|| panic!("row `{}` has no cell for {major}", rows[i]));
-        let yes = |s: String| s.trim_start_matches('*').starts_with("yes");
-        let from_notes = Want {
-            wal_level: if cell(0).contains("hot_standby") { "hot_standby" } else { "replica" },
-            raise_defaults: cell(1) == "0",
-            wal_keep_size: cell(2).contains("wal_keep_size"),
-            recovery_conf: cell(3).contains("standby_mode = 'on'"),
-            timeline_latest: cell(4).contains("current"),
-            wal_method_flag: cell(5).contains("--wal-method"),
-            basebackup_slot: yes(cell(6)),
-            basebackup_create: yes(cell(7)),
-            scram: yes(cell(8)),
-            pg_monitor: want(major).pg_monitor, // not in the notes
-        };
-        if from_notes != want(major) {
-            problems.push(format!("{major}:\n  notes: {from_notes:?}\n  table: {:?}", want(major)));
-        }
-    }
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
 #[test]

@@ -156,8 +156,8 @@ SRC=${configures[0]%/configure}
 log "source ${CL_SOURCE##*/}: PostgreSQL $version; log $LOG"
 
 if [ ! -d "$SRC/src/test" ]; then
-  # Some copies leave out src/test (the regression suite, as in shared/sources'
-  # postgresql-9.4.26.tar.gz). The install never needs it, but src/Makefile still descends
+  # Some copies leave out src/test (the regression suite, as in some
+  # trimmed copies of postgresql-9.4.26.tar.gz). The install never needs it, but src/Makefile still descends
   # into test/regress and test/perl for `all` and `install` and fails on the missing
   # directories. Drop every test/* entry from that one SUBDIRS assignment (it spans
   # backslash-continued lines); a complete tarball keeps its Makefile as it is.
@@ -169,7 +169,7 @@ fi
 
 # ---------------------------------------------------------------- build root
 # What compiling PostgreSQL needs, and nothing of it reaches the box: bison and flex because
-# copies without the pre-generated parser and scanner sources exist (shared/sources), readline
+# copies without the pre-generated parser and scanner sources exist (trimmed tarballs), readline
 # and zlib headers for psql's line editing and compressed dumps.
 build_pkgs=(build-essential bison flex perl libreadline-dev zlib1g-dev pkg-config)
 rootfs_plan "$BUILDROOT_RECIPE" build "${build_pkgs[@]}"
