@@ -42,7 +42,9 @@ pub fn connect(node: &Node, password: &str, plan: &Plan, timeout: Duration) -> R
 }
 
 /// The lab's connection to a node's PostgreSQL (port 5432, no TLS), for
-/// callers that have no plan at hand (the background writer).
+/// callers that have no plan at hand (the background writer). A statement
+/// sent to a machine that froze or was cut off fails after 10 s instead of
+/// waiting forever (TCP_USER_TIMEOUT): the writer then looks for the leader.
 pub fn connect_as(host: &str, user: &str, password: &str, database: &str, app: &str, timeout: Duration) -> std::result::Result<postgres::Client, postgres::Error> {
     postgres::Config::new()
         .host(host)
@@ -52,6 +54,7 @@ pub fn connect_as(host: &str, user: &str, password: &str, database: &str, app: &
         .dbname(database)
         .application_name(app)
         .connect_timeout(timeout)
+        .tcp_user_timeout(Duration::from_secs(10))
         .connect(postgres::NoTls)
 }
 
