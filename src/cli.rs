@@ -443,7 +443,7 @@ fn new_spec(args: NewArgs, templates: Option<&Path>) -> Result<i32> {
 /// A drill from the command line: the same grammar and code as a matrix step's.
 fn drill(ctx: &Ctx, spec: &Path, workdir: Option<&Path>, d: Drill) -> Result<i32> {
     let out = d.run(ctx, &load(spec, workdir)?)?;
-    if matches!(d, Drill::Backup(_)) {
+    if matches!(&d, Drill::Backup(_)) || matches!(&d, Drill::Writes(w) if w.json && w.action == crate::drills::WritesAction::Check) {
         println!("{out}");
     }
     Ok(exit::OK)

@@ -24,7 +24,7 @@ mod writes;
 
 pub use backup::{backups, BackupArgs, Manifest, RestoreArgs};
 pub use fault::Fault;
-pub use writes::{worker as writes_worker, WritesArgs};
+pub use writes::{worker as writes_worker, WritesAction, WritesArgs};
 
 use crate::cluster::{Cluster, Ctx};
 use crate::error::Result;
@@ -128,6 +128,8 @@ mod tests {
         assert_eq!(Drill::parse("switchover pg1"), Ok(Drill::Switchover(NodeArg { node: "pg1".into() })));
         let Ok(Drill::Restore(r)) = Drill::parse("restore b1 --node pg1 --target-time '2026-11-26 10:00:00+00'") else { panic!("restore parses") };
         assert_eq!(r.target(), Some(("time", "2026-11-26 10:00:00+00")), "a quoted value stays one word");
+        let Ok(Drill::Writes(w)) = Drill::parse("writes check --strict --json") else { panic!("writes check parses") };
+        assert!(w.action == WritesAction::Check && w.strict && w.json);
         let e = Drill::parse("fault pg1 explode").unwrap_err();
         assert!(e.contains("not a drill") && e.contains("'explode'") && e.contains("kill, stop, pause"), "{e}");
         assert!(Drill::parse("promote").is_err());

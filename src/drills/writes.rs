@@ -1,23 +1,31 @@
 //! Acknowledged writes across a failure (Jepsen's rule: a write whose COMMIT
 //! returned must survive). `writes start` runs a writer in the background
 //! that commits numbered rows to the leader, one transaction each, and notes
-//! every id whose COMMIT returned; then the drill breaks something; `writes
-//! check` stops the writer and reads every noted id back from the leader of
-//! the moment.
+//! every id whose COMMIT returned, with the time it returned; then the drill
+//! breaks something, and the writer reconnects to whatever leads next;
+//! `writes check` stops the writer, reads every noted id back from the
+//! leader of the moment, and reports how long the writer saw no leader.
 //!
-//! The writer is a process of its own (this binary, `writes-worker`), so it
-//! outlives a `clusterlab writes start` on the command line and writes on
-//! while a matrix runs the next steps.
+//! The writer is a process of its own (this binary, `writes-worker`,
+//! `worker.rs`), so it outlives a `clusterlab writes start` on the command
+//! line and writes on while a matrix runs the next steps. The downtime is
+//! computed in `downtime.rs`.
+
+mod downtime;
+mod worker;
 
 use super::context::DrillCtx;
 use crate::cluster::{Cluster, Ctx};
-use crate::error::{exit, Error, Result};
+use crate::error::{Error, Result};
 use crate::state::Operation;
-use serde::{Deserialize, Serialize};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use downtime::Interruption;
+use serde::Serialize;
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use worker::{files, Member, Target, TABLE};
+
+pub use worker::worker;
 
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct WritesArgs {
@@ -30,6 +38,9 @@ pub struct WritesArgs {
     /// (after a switchover, where nothing may be lost).
     #[arg(long)]
     pub strict: bool,
+    /// `check` prints its numbers as JSON on stdout (the report stays on stderr).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -38,29 +49,25 @@ pub enum WritesAction {
     Check,
 }
 
-/// What the worker needs to write (it has no spec: a matrix cell's lives in memory).
-#[derive(Debug, Serialize, Deserialize)]
-struct Target {
-    node: String,
-    host: String,
-    user: String,
-    password: String,
-    database: String,
+/// What `writes check --json` prints.
+#[derive(Debug, Serialize)]
+struct Checked {
+    acknowledged: usize,
+    present: usize,
+    lost: usize,
+    unacknowledged_committed: i64,
+    downtime_seconds: Option<f64>,
+    interruptions: Vec<Interruption>,
+    reconnects: usize,
 }
 
 /// Writers this process started, to reap after `check` kills them.
 static WORKERS: Mutex<Vec<std::process::Child>> = Mutex::new(Vec::new());
 
-const TABLE: &str = "clusterlab_writes";
-
-fn paths(dir: &Path) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
-    (dir.join("writes.json"), dir.join("writes.acked"), dir.join("writes.pid"), dir.join("writes.log"))
-}
-
 pub(super) fn run(ctx: &Ctx, c: &Cluster, args: &WritesArgs) -> Result<String> {
     match args.action {
         WritesAction::Start => start(ctx, c, args.min_rows),
-        WritesAction::Check => check(ctx, c, args.strict),
+        WritesAction::Check => check(ctx, c, args.strict, args.json),
     }
 }
 
@@ -74,37 +81,44 @@ fn start(ctx: &Ctx, c: &Cluster, min_rows: u64) -> Result<String> {
         return Ok(String::new());
     }
     let dir = c.workdir.root.clone();
-    let (target, acked, pid, log) = paths(&dir);
-    stop_worker(&pid);
-    let t = Target { node: leader.name.clone(), host: leader.address.clone(), user: plan.lab_user.into(), password: c.workdir.lab_password()?, database: plan.lab_database.into() };
-    std::fs::write(&target, serde_json::to_string(&t).expect("target serializes")).map_err(|e| Error::io(&target, e))?;
-    let _ = std::fs::remove_file(&acked);
+    let f = files(&dir);
+    stop_worker(&f.pid);
+    // Every node of the spec: the writer follows the leader to any of them.
+    let t = Target {
+        nodes: c.plan.nodes.iter().map(|n| Member { name: n.name.clone(), address: n.address.clone() }).collect(),
+        spec_leader: c.plan.leader().name.clone(),
+        user: plan.lab_user.into(),
+        password: c.workdir.lab_password()?,
+        database: plan.lab_database.into(),
+    };
+    std::fs::write(&f.target, serde_json::to_string(&t).expect("target serializes")).map_err(|e| Error::io(&f.target, e))?;
+    let _ = std::fs::remove_file(&f.acked);
     let exe = std::env::current_exe().map_err(|e| Error::io("current executable", e))?;
-    let log_file = std::fs::File::create(&log).map_err(|e| Error::io(&log, e))?;
+    let log_file = std::fs::File::create(&f.log).map_err(|e| Error::io(&f.log, e))?;
     let mut child = std::process::Command::new(exe)
         .arg("writes-worker")
         .arg(&dir)
         .stdin(std::process::Stdio::null())
-        .stdout(log_file.try_clone().map_err(|e| Error::io(&log, e))?)
+        .stdout(log_file.try_clone().map_err(|e| Error::io(&f.log, e))?)
         .stderr(log_file)
         .spawn()
         .map_err(|e| Error::io("clusterlab writes-worker", e))?;
-    std::fs::write(&pid, child.id().to_string()).map_err(|e| Error::io(&pid, e))?;
+    std::fs::write(&f.pid, child.id().to_string()).map_err(|e| Error::io(&f.pid, e))?;
     ctx.progress(start, &format!("writer started on {} (pid {}), waiting for {min_rows} acknowledged rows", leader.name, child.id()));
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let n = read_acked(&acked).len() as u64;
+        let n = read_acked(&f.acked).len() as u64;
         if n >= min_rows {
             break;
         }
         if let Ok(Some(status)) = child.try_wait() {
-            let why = std::fs::read_to_string(&log).unwrap_or_default();
+            let why = std::fs::read_to_string(&f.log).unwrap_or_default();
             return Err(Error::Verify(format!("the writer stopped ({status}) after {n} rows: {}", why.trim())));
         }
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(Error::Verify(format!("the writer acknowledged only {n} rows in 60 s; {}", log.display())));
+            return Err(Error::Verify(format!("the writer acknowledged only {n} rows in 60 s; {}", f.log.display())));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -113,37 +127,39 @@ fn start(ctx: &Ctx, c: &Cluster, min_rows: u64) -> Result<String> {
 }
 
 /// Stops the writer; every acknowledged row must be on the live leader.
-fn check(ctx: &Ctx, c: &Cluster, strict: bool) -> Result<String> {
+/// Its output: the report, or with `json` the numbers as JSON.
+fn check(ctx: &Ctx, c: &Cluster, strict: bool, json: bool) -> Result<String> {
     let plan = c.current_plan()?;
-    let dir = c.workdir.root.clone();
-    let (target, acked_path, pid, log) = paths(&dir);
-    if !target.is_file() {
+    let f = files(&c.workdir.root);
+    if !f.target.is_file() {
         return Err(Error::usage("no writer was started for this cluster", "`clusterlab writes SPEC start` first"));
     }
     if !ctx.runner.is_real() {
         return Ok(String::new());
     }
-    stop_worker(&pid);
-    let acked = read_acked(&acked_path);
+    stop_worker(&f.pid);
+    let acked = read_acked(&f.acked);
     let leader = plan.leader();
     let mut client = crate::verify::connect(leader, &c.workdir.lab_password()?, &plan, Duration::from_secs(10))?;
-    let ids: Vec<i64> = acked.clone();
+    let ids: Vec<i64> = acked.iter().map(|a| a.id).collect();
     let rows = client
         .query(&format!("SELECT id FROM {TABLE} WHERE id = ANY($1)"), &[&ids])
         .map_err(|e| Error::sql(&leader.name, format!("reading the written rows back: {}", crate::verify::pg_message(&e))))?;
     let present: std::collections::HashSet<i64> = rows.iter().map(|r| r.get(0)).collect();
-    let lost: Vec<i64> = acked.iter().copied().filter(|id| !present.contains(id)).collect();
+    let lost: Vec<i64> = ids.iter().copied().filter(|id| !present.contains(id)).collect();
     let total: i64 = client.query_one(&format!("SELECT count(*) FROM {TABLE}"), &[]).map(|r| r.get(0)).unwrap_or(0);
-    let stopped = std::fs::read_to_string(&log).unwrap_or_default();
-    let why = stopped.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("stopped by check");
-    let unacked = total - present.len() as i64;
+    let log = std::fs::read_to_string(&f.log).unwrap_or_default();
+    let why = log.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("stopped by check");
+    let unacked = (total - present.len() as i64).max(0);
+    let down = downtime::downtime(&acked);
+    let reconnects = downtime::reconnects(&log);
     let mut report = format!(
-        "{} rows acknowledged, {} of them on the leader {}, {} lost; {} more committed without an acknowledgement (writer: {why})",
-        acked.len(),
+        "{} rows acknowledged, {} of them on the leader {}, {} lost; {}; {unacked} more committed without an acknowledgement (writer: {why})",
+        ids.len(),
         present.len(),
         leader.name,
         lost.len(),
-        unacked.max(0)
+        downtime::summary(down.as_ref(), reconnects),
     );
     if !lost.is_empty() {
         let first: Vec<String> = lost.iter().take(10).map(|i| i.to_string()).collect();
@@ -157,7 +173,19 @@ fn check(ctx: &Ctx, c: &Cluster, strict: bool) -> Result<String> {
     if !ctx.quiet {
         eprintln!("{report}");
     }
-    Ok(report)
+    if !json {
+        return Ok(report);
+    }
+    let checked = Checked {
+        acknowledged: ids.len(),
+        present: present.len(),
+        lost: lost.len(),
+        unacknowledged_committed: unacked,
+        downtime_seconds: down.as_ref().map(|d| d.longest.seconds),
+        interruptions: down.map(|d| d.interruptions).unwrap_or_default(),
+        reconnects,
+    };
+    Ok(serde_json::to_string_pretty(&checked).expect("the report serializes"))
 }
 
 /// Stops a writer this tool started (its pid is in the working directory).
@@ -184,35 +212,6 @@ fn stop_worker(pid_file: &Path) {
     let _ = std::fs::remove_file(pid_file);
 }
 
-fn read_acked(path: &Path) -> Vec<i64> {
-    std::fs::read_to_string(path).unwrap_or_default().lines().filter_map(|l| l.trim().parse().ok()).collect()
-}
-
-/// The writer itself: one INSERT per transaction, each acknowledged id
-/// appended to `writes.acked` only after its COMMIT returned. It stops at the
-/// first error (the leader is gone) and says so in `writes.log`.
-pub fn worker(dir: &Path) -> Result<i32> {
-    let (target, acked, _, _) = paths(dir);
-    let text = std::fs::read_to_string(&target).map_err(|e| Error::io(&target, e))?;
-    let t: Target = serde_json::from_str(&text).map_err(|e| Error::usage(format!("{}: {e}", target.display()), "run `clusterlab writes SPEC start`"))?;
-    let mut client = crate::verify::connect_as(&t.host, &t.user, &t.password, &t.database, "clusterlab-writer", Duration::from_secs(5))
-        .map_err(|e| Error::Verify(format!("writer: cannot connect to {}: {e}", t.node)))?;
-    client
-        .batch_execute(&format!("DROP TABLE IF EXISTS {TABLE}; CREATE TABLE {TABLE} (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())"))
-        .map_err(|e| Error::Verify(format!("writer: {}", crate::verify::pg_message(&e))))?;
-    let mut out = std::fs::OpenOptions::new().create(true).append(true).open(&acked).map_err(|e| Error::io(&acked, e))?;
-    let insert = client.prepare(&format!("INSERT INTO {TABLE} (id) VALUES ($1)")).map_err(|e| Error::Verify(format!("writer: {e}")))?;
-    // Ten minutes at most: a writer must not outlive a forgotten drill for long.
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let mut id: i64 = 1;
-    while Instant::now() < deadline {
-        if let Err(e) = client.execute(&insert, &[&id]) {
-            println!("stopped at row {id}: {}", crate::verify::pg_message(&e));
-            return Ok(exit::OK);
-        }
-        writeln!(out, "{id}").map_err(|e| Error::io(&acked, e))?;
-        id += 1;
-    }
-    println!("stopped after 10 minutes at row {id}");
-    Ok(exit::OK)
+fn read_acked(path: &Path) -> Vec<downtime::Ack> {
+    downtime::parse_acked(&std::fs::read_to_string(path).unwrap_or_default())
 }
