@@ -4,7 +4,8 @@
 # leader, rejoin the old leader (pg_rewind or a fresh base backup) and prove it
 # has every row, switch over back to it (no committed row lost), freeze a
 # follower and cut one off (verify must fail each time) and heal them, kill
-# the leader under a writer and read back every acknowledged row, take a base
+# the leader under a writer that follows the new leader and read back every
+# acknowledged row (the check reports the writer's downtime), take a base
 # backup and restore a node to a time between two rows, then reset:
 # the spec's topology is back and the drill's rows are gone. Runs on the
 # test's own copy of SPEC (see lib.sh).
@@ -41,7 +42,42 @@ write() {
 }
 expect() { echo "$(($2 - $1 + 1)) $(( ($1 + $2) * ($2 - $1 + 1) / 2 ))"; }
 
+# The background writer (`writes start`) notes each acknowledged row in the
+# cluster's working directory ($workdir, set after `up`), one a line.
+acked() { wc -l <"$workdir/writes.acked"; }
+
+# writer_went_on AT: the writer acknowledges rows past AT (it found the new
+# leader). Not a timing check: 60 s only bounds a writer that never comes back.
+writer_went_on() {
+  local _
+  for _ in $(seq 1 600); do
+    [ "$(acked)" -gt "$1" ] && return 0
+    sleep 0.1
+  done
+  fail "the writer acknowledged no row after the handover ($1 before it): $(tail -n 3 "$workdir/writes.log")"
+}
+
+# writes_check [--strict]: stops the writer; the report (shown) must give the
+# client-visible downtime; the numbers are in /tmp/drills-writes-json.$$.
+writes_check() {
+  "$CL" writes "$spec" check --json "$@" >/tmp/drills-writes-json.$$ 2>/tmp/drills-writes.$$ || { cat /tmp/drills-writes.$$; fail "writes check $* failed"; }
+  cat /tmp/drills-writes.$$
+  grep -Eq " [0-9]+ lost" /tmp/drills-writes.$$ || fail "writes check did not report its count"
+  grep -Eq "downtime [0-9]+\.[0-9]{3} s" /tmp/drills-writes.$$ || fail "writes check did not report the downtime"
+}
+# checked KEY: a number of the last writes check.
+checked() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' /tmp/drills-writes-json.$$ "$1"; }
+
+# writer_followed AT WHAT: the writer reconnected after WHAT and acknowledged
+# rows on the new leader (more than the AT it had when WHAT returned).
+writer_followed() {
+  [ "$(checked reconnects)" -ge 1 ] || fail "the writer did not reconnect after $2: $(cat "$workdir/writes.log")"
+  [ "$(checked acknowledged)" -gt "$1" ] || fail "no row acknowledged after $2 ($(checked acknowledged), $1 before)"
+  say "the writer followed the new leader after $2: $(checked acknowledged) rows acknowledged, $1 when $2 returned, $(checked reconnects) reconnect(s), downtime $(checked downtime_seconds) s"
+}
+
 "$CL" up "$spec"
+workdir=$("$CL" status --json "$spec" | python3 -c 'import json,sys; print(json.load(sys.stdin)["workdir"])')
 sql "CREATE TABLE drill (id int PRIMARY KEY)"
 write "$leader" 1 1000
 # verify writes a marker after the rows and waits until every follower has it.
@@ -69,14 +105,18 @@ say "rejoin took $((SECONDS - start)) s"
 say "the rejoined $leader has all 1500 rows"
 
 # A planned switchover back to the spec's leader loses no committed row,
-# not even one a writer committed while the leader was shutting down.
+# not even one a writer committed while the leader was shutting down; the
+# writer goes on on the new leader.
 write "$f1" 1501 2000
 "$CL" writes "$spec" start
 start=$SECONDS
 "$CL" switchover "$spec" "$leader"
 say "switchover took $((SECONDS - start)) s"
-"$CL" writes "$spec" check --strict 2>&1 | tee /tmp/drills-writes.$$
-grep -q " 0 lost" /tmp/drills-writes.$$ || fail "writes check did not report its count"
+at_handover=$(acked)
+writer_went_on "$at_handover"
+writes_check --strict
+grep -q " 0 lost" /tmp/drills-writes.$$ || fail "writes check --strict passed with lost rows"
+writer_followed "$at_handover" "the switchover"
 for n in "$leader" "$f1" "$f2"; do
   [ "$(rows "$n")" = "$(expect 1 2000)" ] || fail "$n does not have every committed row after the switchover: $(rows "$n")"
 done
@@ -96,12 +136,16 @@ must_fail_verify "$f2 was cut off from the other nodes"
 
 # Acknowledged writes across a crash: a writer commits rows one by one while
 # the leader is killed; after the promote every row whose COMMIT returned is
-# there (with sync replication; with async, the check reports the loss).
+# there (with sync replication; with async, the check reports the loss), and
+# the writer, which lost its leader, reconnected to the new one and wrote on.
 sync=$(field 'p["synchronous_standby_names"] or ""')
 "$CL" writes "$spec" start --min-rows 200
 "$CL" fault "$spec" "$leader" kill
 "$CL" promote "$spec" "$f1"
-"$CL" writes "$spec" check 2>&1 | tee /tmp/drills-writes.$$
+at_handover=$(acked)
+writer_went_on "$at_handover"
+writes_check
+writer_followed "$at_handover" "the promote of $f1"
 if [ -n "$sync" ]; then
   grep -q " 0 lost" /tmp/drills-writes.$$ || fail "synchronous replication lost acknowledged rows"
   say "sync ($sync): no acknowledged row lost when the leader was killed mid-write"
@@ -154,7 +198,7 @@ grep -q "already" /tmp/drills-err.$$ || fail "promoting the leader: unclear erro
 if "$CL" promote "$spec" nosuchnode 2>/tmp/drills-err.$$; then fail "promoting a missing node was accepted"; fi
 if "$CL" rejoin "$spec" "$now_leader" 2>/tmp/drills-err.$$; then fail "rejoining the leader was accepted"; fi
 if "$CL" backup "$spec" --name b1 2>/tmp/drills-err.$$; then fail "a second backup named b1 was accepted"; fi
-rm -f /tmp/drills-err.$$ /tmp/drills-rejoin.$$ /tmp/drills-writes.$$ /tmp/drills-backup.$$
+rm -f /tmp/drills-err.$$ /tmp/drills-rejoin.$$ /tmp/drills-writes.$$ /tmp/drills-writes-json.$$ /tmp/drills-backup.$$
 "$CL" -q verify "$spec"
 
 "$CL" fault "$spec" "$f1" pause
