@@ -10,7 +10,7 @@
 # destroy; how each step grows with the follower count.
 #
 # verify and reset are the median of 3 runs (libvirt's snapshot reset: of 5). pg94 compiles PostgreSQL 9.4 from
-# the shared source into an empty cache (cold), again (cached), then brings up
+# its release source (docs/pg94-source.md) into an empty cache (cold), again (cached), then brings up
 # the 9.4 and the 15 docker clusters one after the other.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +38,13 @@ median5() { # median wall time of five runs
   printf '%s\n' "${t[@]}" | sort -n | sed -n 3p
 }
 row() { rows+=("$(printf '| %-34s | %10s | %10s |' "$1" "$2" "$3")"); }
+# cluster_rows SPEC: a cluster's up (cold), verify and reset (medians of 3) and destroy.
+cluster_rows() {
+  row "up (cold, known state saved)" "$(secs "$CL" -q up "$1")" ""
+  row "verify (median of 3)" "$(median3 "$CL" -q verify "$1")" ""
+  row "reset (data), with verify (median of 3)" "$(median3 "$CL" -q reset "$1")" ""
+  row "destroy" "$(secs "$CL" -q destroy "$1")" ""
+}
 
 raw_verify() { # what one checks by hand: the leader sees two streaming followers, they are in recovery
   (cd bench/raw &&
@@ -124,10 +131,7 @@ for w in $what; do
         v=$("$CL" check --json "$spec" | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])')
         "$CL" -q destroy "$spec" >/dev/null 2>&1 || true
         row "**docker, PostgreSQL $v, 3 nodes**" "" ""
-        row "up (cold, known state saved)" "$(secs "$CL" -q up "$spec")" ""
-        row "verify" "$(median3 "$CL" -q verify "$spec")" ""
-        row "reset (data), with verify" "$(median3 "$CL" -q reset "$spec")" ""
-        row "destroy" "$(secs "$CL" -q destroy "$spec")" ""
+        cluster_rows "$spec"
       done ;;
     drills)
       spec=bench/specs/pg15-docker-drills.yaml
@@ -157,10 +161,7 @@ for w in $what; do
           -e "s|^network: .*|network: 10.46.$((10 + n)).0/24|" bench/specs/pg15-docker.yaml >"$spec"
         "$CL" -q destroy "$spec" >/dev/null 2>&1 || true
         row "**docker, PostgreSQL 15, 1 + $n followers**" "" ""
-        row "up (cold, known state saved)" "$(secs "$CL" -q up "$spec")" ""
-        row "verify (median of 3)" "$(median3 "$CL" -q verify "$spec")" ""
-        row "reset (data), with verify (median of 3)" "$(median3 "$CL" -q reset "$spec")" ""
-        row "destroy" "$(secs "$CL" -q destroy "$spec")" ""
+        cluster_rows "$spec"
       done
       rm -rf "$dir" ;;
     matrix)
@@ -172,7 +173,10 @@ for w in $what; do
 done
 
 echo
-echo "bench: $(date -u +%Y-%m-%d), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(grep -oP "(?<=PRETTY_NAME=\")[^\"]*" /etc/os-release), seconds"
+# The commit measured: the checkout's (with `+changes` when it differs from it).
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD 2>/dev/null || commit="$commit+changes"
+echo "bench: $(date -u +%Y-%m-%d), commit $commit, $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(grep -oP "(?<=PRETTY_NAME=\")[^\"]*" /etc/os-release), seconds"
 echo "| step                               | clusterlab | raw vagrant|"
 echo "|------------------------------------|-----------:|-----------:|"
 printf '%s\n' "${rows[@]}"
