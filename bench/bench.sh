@@ -3,7 +3,7 @@
 # (bench/raw/), same 3-node PostgreSQL 15 cluster, same machine, one run, and
 # prints a Markdown table. Run it inside the lab:
 #
-#   lab/lab.sh exec bench/bench.sh [docker] [libvirt] [box] [matrix] [pg94] [drills] [followers]
+#   lab/lab.sh exec bench/bench.sh [docker] [libvirt] [box] [matrix] [pg94] [drills] [followers] [failover]
 #
 # followers: docker clusters of PostgreSQL 15 with 2, 5 and 8 followers (1
 # leader each), one after the other: up, verify and reset (median of 3),
@@ -38,6 +38,28 @@ median5() { # median wall time of five runs
   printf '%s\n' "${t[@]}" | sort -n | sed -n 3p
 }
 row() { rows+=("$(printf '| %-34s | %10s | %10s |' "$1" "$2" "$3")"); }
+# failover_rows SPEC: up, a writer, kill the leader, promote pg2, the writer's
+# downtime; then destroy.
+failover_rows() {
+  local spec=$1 v p promote json
+  v=$("$CL" check --json "$spec" | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])')
+  p=$("$CL" check --json "$spec" | python3 -c 'import json,sys; print(json.load(sys.stdin)["provider"])')
+  "$CL" -q destroy "$spec" >/dev/null 2>&1 || true
+  "$CL" -q up --baseline skip "$spec" >/dev/null
+  "$CL" -q writes "$spec" start --min-rows 200 >/dev/null
+  "$CL" -q fault "$spec" pg1 kill
+  promote=$(secs "$CL" -q promote "$spec" pg2)
+  # Let the writer commit on the new leader before it is stopped.
+  sleep 2
+  json=$("$CL" -q writes "$spec" check --json)
+  row "**$p, PostgreSQL $v: kill pg1, promote pg2, under a writer**" "" ""
+  row "promote (fence, repoint, verify)" "$promote" ""
+  row "client-visible downtime (longest gap between acknowledged rows)" \
+    "$(python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.2f" % d["downtime_seconds"])' <<<"$json")" ""
+  row "acknowledged rows lost (asynchronous replication)" \
+    "$(python3 -c 'import json,sys; print(json.load(sys.stdin)["lost"])' <<<"$json")" ""
+  "$CL" -q destroy "$spec" >/dev/null
+}
 # cluster_rows SPEC: a cluster's up (cold), verify and reset (medians of 3) and destroy.
 cluster_rows() {
   row "up (cold, known state saved)" "$(secs "$CL" -q up "$1")" ""
@@ -164,6 +186,17 @@ for w in $what; do
         cluster_rows "$spec"
       done
       rm -rf "$dir" ;;
+    failover)
+      # The client-visible failover time: a writer commits rows on the leader,
+      # the leader is killed (its postmaster and backends), pg2 is promoted at
+      # once, the writer finds the new leader; `writes check` reports the
+      # longest gap between two acknowledged rows. Docker 15 and 9.4, VMs 15.
+      src=${PG94_SOURCE-../shared/sources/postgresql-9.4.26.tar.gz}
+      specs=(bench/specs/pg15-docker.yaml bench/specs/pg15-libvirt.yaml)
+      if [ -f "$src" ]; then specs=(bench/specs/pg15-docker.yaml clusters/pg94-docker.yaml bench/specs/pg15-libvirt.yaml); fi
+      for spec in "${specs[@]}"; do
+        failover_rows "$spec"
+      done ;;
     matrix)
       row "**matrix (3 docker cells: 13, 15, 17)**" "" ""
       row "--jobs 1" "$(secs "$CL" -q matrix clusters/ci.matrix.yaml --jobs 1)" ""
