@@ -48,6 +48,35 @@ pub struct BoxArgs {
     /// Where the tarball is unpacked inside the image.
     #[arg(long, default_value = "/usr/lib/postgresql", conflicts_with = "source")]
     pub tarball_dest: String,
+    /// One more major in the box, for upgrades (repeatable): `--with 15` takes the
+    /// release's own package; `--with 18=FILE` a server tarball (lab/fetch-pg.sh) or a
+    /// release source (postgresql-X.Y.Z.tar.*), compiled like --source. Each major lives in
+    /// /usr/lib/postgresql/<major>.
+    #[arg(long = "with", value_name = "MAJOR[=FILE]", value_parser = parse_with)]
+    pub with: Vec<With>,
+}
+
+/// `--with MAJOR[=FILE]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct With {
+    pub major: String,
+    pub file: Option<PathBuf>,
+}
+
+fn parse_with(s: &str) -> std::result::Result<With, String> {
+    let (major, file) = match s.split_once('=') {
+        Some((m, f)) => (m, Some(PathBuf::from(f))),
+        None => (s, None),
+    };
+    let m = Major::parse(major).ok_or_else(|| format!("`{major}` is not a PostgreSQL major (9.4-18); use e.g. --with 15 or --with 18=pg-18.tar.gz"))?;
+    Ok(With { major: m.label(), file })
+}
+
+/// A release source tarball (`postgresql-9.4.26.tar.gz`), as opposed to a tarball of server binaries.
+fn is_release_source(file: &Path) -> bool {
+    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let stem = ["tar.gz", "tar.bz2", "tar.xz", "tgz"].iter().find_map(|e| name.strip_suffix(e));
+    stem.and_then(|s| s.strip_prefix("postgresql-")).is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit()))
 }
 
 /// What a box build will do, decided before anything runs.
@@ -56,8 +85,12 @@ pub struct BoxPlan {
     pub release: String,
     /// Majors installed from the release's own packages (CL_PG_VERSIONS).
     pub debian: Vec<String>,
-    /// Majors that the tarball or the source build provides.
+    /// Majors that the tarballs or the source builds provide.
     pub extra: Vec<String>,
+    /// Release sources to compile, with their majors (--source, --with MAJOR=SOURCE).
+    pub sources: Vec<(String, PathBuf)>,
+    /// Tarballs of server binaries to unpack (--tarball, --with MAJOR=TARBALL).
+    pub tarballs: Vec<PathBuf>,
     pub name: String,
 }
 
@@ -124,7 +157,7 @@ pub fn plan(args: &BoxArgs) -> Result<BoxPlan> {
         // server-only builds lack; they serve servers of their major and older.
         let mut debian = carried;
         if !other.is_empty() {
-            if let Some(own) = own.filter(|o| !debian.contains(o)) {
+            if let Some(own) = own.clone().filter(|o| !debian.contains(o)) {
                 debian.push(own);
             }
         }
@@ -142,8 +175,55 @@ pub fn plan(args: &BoxArgs) -> Result<BoxPlan> {
         }
         (carried, Vec::new())
     };
-    let name = args.name.clone().unwrap_or_else(|| box_name(&release, &majors));
-    Ok(BoxPlan { release, debian, extra, name })
+    let mut plan = BoxPlan {
+        sources: args.source.iter().map(|s| (majors[0].clone(), s.clone())).collect(),
+        tarballs: args.tarball.iter().cloned().collect(),
+        release,
+        debian,
+        extra,
+        name: String::new(),
+    };
+    let mut all = majors;
+    for w in &args.with {
+        add_with(&mut plan, w, &all, own.as_deref())?;
+        all.push(w.major.clone());
+    }
+    plan.name = args.name.clone().unwrap_or_else(|| box_name(&plan.release, &all));
+    Ok(plan)
+}
+
+/// One `--with MAJOR[=FILE]`: the release's package, a source to compile or a server tarball.
+fn add_with(plan: &mut BoxPlan, w: &With, named: &[String], own: Option<&str>) -> Result<()> {
+    let m = &w.major;
+    if named.contains(m) {
+        return Err(Error::usage(format!("PostgreSQL {m} is named twice"), "name each major once: --postgres for the cluster's, --with for each other"));
+    }
+    let release = &plan.release;
+    match &w.file {
+        None if own == Some(m.as_str()) => {
+            if !plan.debian.contains(m) {
+                plan.debian.push(m.clone());
+            }
+        }
+        None => {
+            return Err(Error::usage(
+                format!("--with {m}: PostgreSQL {m} is not a {release} package ({release} carries {})", own.unwrap_or("none")),
+                format!("pass --with {m}=FILE: a server tarball (lab/fetch-pg.sh {m} DIR makes one) or the release source postgresql-{m}.x.tar.bz2"),
+            ))
+        }
+        Some(f) if !f.is_file() => {
+            return Err(Error::usage(format!("--with {m}={}: no such file", f.display()), "give a server tarball (lab/fetch-pg.sh MAJOR DIR makes one) or a release source tarball"))
+        }
+        Some(f) => {
+            plan.extra.push(m.clone());
+            if is_release_source(f) {
+                plan.sources.push((m.clone(), f.clone()));
+            } else {
+                plan.tarballs.push(f.clone());
+            }
+        }
+    }
+    Ok(())
 }
 
 fn lowercase_first(s: &str) -> String {
@@ -185,28 +265,26 @@ fn release_patterns() -> String {
     crate::facts::MAJORS.iter().map(|m| format!("{m}={}", Major::parse(m).expect("a known major").release_pattern())).collect::<Vec<_>>().join(" ")
 }
 
-/// Compiles the source (or finds the cached build): returns the tarball of
+/// Compiles a release source of `major` (or finds the cached build): returns the tarball of
 /// MAJOR/{bin,lib,share} and the Debian packages its binaries need.
-fn compile(runner: &dyn Runner, args: &BoxArgs, plan: &BoxPlan, cache: &Path, templates: Option<&Path>, quiet: bool) -> Result<(String, Vec<String>)> {
-    let source = args.source.as_ref().expect("called with --source");
+fn compile(runner: &dyn Runner, source: &Path, major: &str, plan: &BoxPlan, cache: &Path, templates: Option<&Path>, quiet: bool) -> Result<(String, Vec<String>)> {
     let source = source.canonicalize().map_err(|e| Error::io(source, e))?;
-    let major = &plan.extra[0];
     let script = write_recipe(cache, "box/compile.sh", templates)?;
     let cmd = recipe_cmd(
         &script,
         &[
             ("CL_SOURCE", source.display().to_string()),
-            ("CL_MAJOR", major.clone()),
+            ("CL_MAJOR", major.to_string()),
             ("CL_RELEASE", plan.release.clone()),
             ("CL_CACHE", cache.display().to_string()),
             ("CL_CONFIGURE_FLAGS", Facts::for_major(Major::parse(major).expect("planned")).source_configure_flags.to_string()),
             ("CL_RELEASE_PATTERNS", release_patterns()),
         ],
     );
-    let log = cache.join(format!("compile-{}.log", plan.name.replace('/', "_")));
+    let log = cache.join(format!("compile-{}-{major}.log", plan.release));
     let out = check(runner, &cmd, &Mode::Stream { log: Some(log.clone()), quiet }, &format!("compiling PostgreSQL failed; output in {}", log.display()))?;
     if !runner.is_real() {
-        return Ok(("<pg.tar.gz from compile.sh>".into(), vec!["<depends from compile.sh>".into()]));
+        return Ok((format!("<pg-{major}.tar.gz-from-compile.sh>"), vec!["<depends from compile.sh>".into()]));
     }
     // compile.sh prints the result as its last line on stdout; everything else goes to stderr.
     let last = out.stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
@@ -242,19 +320,29 @@ pub fn build(runner: &dyn Runner, args: &BoxArgs, templates: Option<&Path>, quie
         ("CL_NAME", plan.name.clone()),
         ("CL_CACHE", cache.display().to_string()),
     ];
-    if args.source.is_some() {
-        let (tarball, depends) = compile(runner, args, &plan, &cache, templates, quiet)?;
-        // postgresql-common: pg_createcluster, pg_ctlcluster and postgresql.service, which the
-        // provisioning scripts use for every major.
-        let mut packages = vec!["postgresql-common".to_string()];
-        packages.extend(depends);
-        env.push(("CL_EXTRA_TARBALL", tarball));
+    let mut tarballs: Vec<String> = Vec::new();
+    // postgresql-common: pg_createcluster, pg_ctlcluster and postgresql.service, which the
+    // provisioning scripts use for every major.
+    let mut packages = vec!["postgresql-common".to_string()];
+    for (major, source) in &plan.sources {
+        let (tarball, depends) = compile(runner, source, major, &plan, &cache, templates, quiet)?;
+        tarballs.push(tarball);
+        packages.extend(depends.into_iter().filter(|d| !packages.contains(d)).collect::<Vec<_>>());
+    }
+    for t in &plan.tarballs {
+        let t = std::path::absolute(t).map_err(|e| Error::io(t, e))?;
+        tarballs.push(t.display().to_string());
+    }
+    if let Some(bad) = tarballs.iter().find(|t| t.contains(char::is_whitespace)) {
+        return Err(Error::usage(format!("{bad}: a path with a space"), "move the tarball to a path without spaces"));
+    }
+    env.push(("CL_EXTRA_TARBALL", tarballs.join(" ")));
+    if plan.sources.is_empty() {
+        env.push(("CL_EXTRA_TARBALL_DEST", args.tarball_dest.clone()));
+    } else {
         // compile.sh's --prefix: the binaries find their lib and share directories from it.
         env.push(("CL_EXTRA_TARBALL_DEST", "/usr/lib/postgresql".into()));
         env.push(("CL_EXTRA_PACKAGES", packages.join(" ")));
-    } else {
-        env.push(("CL_EXTRA_TARBALL", args.tarball.as_ref().map(|p| p.display().to_string()).unwrap_or_default()));
-        env.push(("CL_EXTRA_TARBALL_DEST", args.tarball_dest.clone()));
     }
     let script = write_recipe(&cache, "box/build.sh", templates)?;
     let cmd = recipe_cmd(&script, &env);
@@ -324,6 +412,41 @@ mod tests {
         assert!(x.debian.is_empty());
         assert_eq!(x.extra, vec!["9.4".to_string()]);
         assert_eq!(x.name, Facts::for_major(Major::parse("9.4").unwrap()).default_box());
+    }
+
+    #[test]
+    fn with_adds_majors_from_the_release_a_tarball_or_a_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("postgresql-9.4.26.tar.gz");
+        let pg18 = dir.path().join("pg-18.tar.gz");
+        std::fs::write(&src, "").unwrap();
+        std::fs::write(&pg18, "").unwrap();
+        let w18 = format!("18={}", pg18.display());
+        let x = p(&["--postgres", "9.4", "--source", src.to_str().unwrap(), "--with", "15", "--with", &w18]);
+        assert_eq!(x.release, "bookworm");
+        assert_eq!(x.debian, vec!["15".to_string()]);
+        assert_eq!(x.extra, vec!["9.4".to_string(), "18".to_string()]);
+        assert_eq!(x.sources, vec![("9.4".to_string(), src.clone())]);
+        assert_eq!(x.tarballs, vec![pg18.clone()]);
+        assert_eq!(x.name, "clusterlab/bookworm-pg9.4-pg15-pg18");
+        // A release source given with --with is compiled too.
+        let x = p(&["--postgres", "15", "--with", &format!("9.4={}", src.display())]);
+        assert_eq!(x.sources, vec![("9.4".to_string(), src.clone())]);
+        assert!(x.tarballs.is_empty());
+    }
+
+    #[test]
+    fn with_refuses_what_cannot_work() {
+        let e = plan(&args(&["--postgres", "15", "--with", "18"])).unwrap_err();
+        assert_eq!(e.to_string(), "--with 18: PostgreSQL 18 is not a bookworm package (bookworm carries 15)");
+        assert!(format!("{e:?}").contains("--with 18=FILE"), "{e:?}");
+        let e = plan(&args(&["--postgres", "15", "--with", "15"])).unwrap_err().to_string();
+        assert_eq!(e, "PostgreSQL 15 is named twice");
+        let e = plan(&args(&["--postgres", "15", "--with", "18=/nonexistent/pg-18.tar.gz"])).unwrap_err().to_string();
+        assert_eq!(e, "--with 18=/nonexistent/pg-18.tar.gz: no such file");
+        assert!(T::try_parse_from(["t", "--with", "8.3"]).is_err());
+        assert!(is_release_source(Path::new("/x/postgresql-9.4.26.tar.bz2")));
+        assert!(!is_release_source(Path::new("/x/pg-18.tar.gz")));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use crate::boxbuild::{self, BoxArgs};
 use crate::cluster::{Cluster, Ctx, Method};
-use crate::drills::{BackupArgs, Drill, FaultArgs, NodeArg, PromoteArgs, RestoreArgs, WritesArgs};
+use crate::drills::{BackupArgs, Drill, FaultArgs, NodeArg, PromoteArgs, RestoreArgs, UpgradeArgs, WritesArgs};
 use crate::error::{exit, Error, Result};
 use crate::providers::kind::Provider;
 use crate::runner::{DryRun, Duct, Runner};
@@ -131,6 +131,12 @@ pub enum Command {
         spec: PathBuf,
         #[command(flatten)]
         args: WritesArgs,
+    },
+    /// Upgrade every node to a newer major (pg_upgrade --link or --copy, or dump and restore); `--check` changes nothing. `reset` goes back.
+    Upgrade {
+        spec: PathBuf,
+        #[command(flatten)]
+        args: UpgradeArgs,
     },
     /// The background writer of `writes start` (internal).
     #[command(hide = true)]
@@ -278,6 +284,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Backup { spec, args } => drill(&ctx, &spec, wd, Drill::Backup(args)),
         Command::Restore { spec, args } => drill(&ctx, &spec, wd, Drill::Restore(args)),
         Command::Writes { spec, args } => drill(&ctx, &spec, wd, Drill::Writes(args)),
+        Command::Upgrade { spec, args } => drill(&ctx, &spec, wd, Drill::Upgrade(args)),
         Command::WritesWorker { dir } => crate::drills::writes_worker(&dir),
         Command::Backups { spec, json } => list_backups(&load(&spec, wd)?, json),
         Command::Destroy { spec } => {

@@ -111,7 +111,23 @@ impl Cluster {
 
     /// The plan of the live topology: what `verify`, `status` and `sql` check.
     pub fn current_plan(&self) -> Result<Plan> {
-        self.live().plan(&self.plan)
+        self.live_plan(&self.live())
+    }
+
+    /// The spec's plan on another major (after an upgrade); `None`: the spec's own.
+    pub fn plan_for(&self, major: Option<&str>) -> Result<Plan> {
+        match major {
+            Some(m) if m != self.plan.version => {
+                let major = crate::facts::Major::parse(m).ok_or_else(|| Error::usage(format!("`{m}` is not a PostgreSQL major"), "use e.g. 18"))?;
+                Ok(plan::build_for_major(&self.spec, &self.src, Some(major))?)
+            }
+            _ => Ok(self.plan.clone()),
+        }
+    }
+
+    /// The plan a topology implies, on the major it runs.
+    pub fn live_plan(&self, t: &Topology) -> Result<Plan> {
+        t.plan(&self.plan_for(t.major.as_deref())?)
     }
 
     /// A node of the spec, or the error that names the nodes there are.
@@ -247,6 +263,11 @@ impl Cluster {
             match method {
                 Method::Snapshot => provider.restore_snapshots()?,
                 _ => {
+                    // After an upgrade: the spec's major's cluster is each node's again.
+                    if self.live_of(st).major.as_deref().is_some_and(|m| m != self.plan.version) {
+                        let ctl = format!("clusterlab-pg-{}", self.plan.version);
+                        parallel(&self.plan.nodes, |n| provider.exec(n, &[ctl.as_str(), "take-over"]).map(drop))?;
+                    }
                     // One call a node, all at once; a follower's waits for its
                     // upstream (the known state has the spec's topology).
                     parallel(&self.plan.nodes, |n| {

@@ -152,6 +152,22 @@ pub struct Facts {
     /// `./configure` flags for a build from a release source tarball
     /// (`box build --source`), see `source_configure_flags`.
     pub source_configure_flags: &'static str,
+    /// initdb turns data checksums on by default from 18 (18's release notes,
+    /// https://www.postgresql.org/docs/release/18.0/): a new cluster for pg_upgrade from one
+    /// without them needs `--no-data-checksums`, since both must agree
+    /// (https://www.postgresql.org/docs/current/pgupgrade.html).
+    pub initdb_checksums_by_default: bool,
+    /// pg_upgrade carries the optimizer statistics over from 18; before, the new
+    /// cluster is analyzed after the upgrade (https://www.postgresql.org/docs/18/pgupgrade.html, step "Statistics").
+    pub upgrade_keeps_statistics: bool,
+    /// Tables `WITH OIDS` cannot exist from 12 (https://www.postgresql.org/docs/release/12.0/), nor
+    /// the types abstime, reltime and tinterval: pg_upgrade to 12+ refuses a cluster that has them.
+    pub without_oids_and_abstime: bool,
+    /// Hash indexes are WAL-logged and have a new format from 10
+    /// (https://www.postgresql.org/docs/release/10.0/): an upgrade from an older major rebuilds them.
+    pub hash_indexes_logged: bool,
+    /// Logical replication is built in from 10 (https://www.postgresql.org/docs/10/logical-replication.html).
+    pub has_logical_replication: bool,
 }
 
 /// The Debian suites a box can be built from, oldest first, as the mirror
@@ -277,6 +293,11 @@ impl Facts {
             box_release: box_release(v, debian_suite),
             source_configure_flags: source_configure_flags(v),
             has_stats_temp_directory: v < 1500,
+            initdb_checksums_by_default: v >= 1800,
+            upgrade_keeps_statistics: v >= 1800,
+            without_oids_and_abstime: v >= 1200,
+            hash_indexes_logged: v >= 1000,
+            has_logical_replication: v >= 1000,
             major,
         }
     }

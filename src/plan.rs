@@ -173,8 +173,14 @@ struct Draft {
 }
 
 pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
-    let major = major_of(spec, src)?;
-    let facts = Facts::for_major(major);
+    build_for_major(spec, src, None)
+}
+
+/// The plan of the spec's cluster running another major (`major`, after an
+/// upgrade): the same machines and box, that major's facts and settings.
+pub fn build_for_major(spec: &Spec, src: &Source, major: Option<Major>) -> Result<Plan, SpecError> {
+    let spec_major = major_of(spec, src)?;
+    let facts = Facts::for_major(major.unwrap_or(spec_major));
     let net = network_of(spec, src)?;
     check_machines(spec, src)?;
     let drafts = drafts_of(spec, src)?;
@@ -190,7 +196,7 @@ pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
     let box_name = spec
         .box_name
         .clone()
-        .unwrap_or_else(|| facts.default_box());
+        .unwrap_or_else(|| Facts::for_major(spec_major).default_box());
 
     Ok(Plan {
         name: spec.name.clone(),

@@ -54,9 +54,7 @@ impl Renderer {
 
     /// Every file of the working directory that comes from templates.
     pub fn render_plan(&self, plan: &Plan) -> Result<Vec<File>> {
-        let mut ctx = Context::new();
-        ctx.insert("plan", plan);
-        ctx.insert("clusterlab_version", env!("CARGO_PKG_VERSION"));
+        let ctx = plan_context(plan);
         let mut files = vec![File {
             path: "Vagrantfile".into(),
             content: self.render_vagrantfile(plan, &ctx)?,
@@ -66,19 +64,53 @@ impl Renderer {
         // each provisioning script and also written out, for reading and linting.
         let ctl = self.render("scripts/pgctl.sh.tera", &ctx)?;
         files.push(File { path: "scripts/clusterlab-pg".into(), content: ctl.clone(), executable: true });
+        files.extend(self.node_scripts(plan, &ctx, &ctl, "scripts")?);
+        Ok(files)
+    }
+
+    /// The scripts that take every node of `plan` (the cluster on its new
+    /// major) from the major it runs now: its provisioning, with the upgrade's
+    /// steps in between, under `upgrade/`.
+    pub fn render_upgrade(&self, plan: &Plan, upgrade: &Upgrade) -> Result<Vec<File>> {
+        let mut ctx = plan_context(plan);
+        let ctl = self.render("scripts/pgctl.sh.tera", &ctx)?;
+        ctx.insert("upgrade", upgrade);
+        self.node_scripts(plan, &ctx, &ctl, "upgrade")
+    }
+
+    fn node_scripts(&self, plan: &Plan, ctx: &Context, ctl: &str, dir: &str) -> Result<Vec<File>> {
+        let mut files = Vec::new();
         for node in &plan.nodes {
             let mut ctx = ctx.clone();
             ctx.insert("node", node);
-            ctx.insert("ctl", &ctl);
+            ctx.insert("ctl", ctl);
             let template = format!("scripts/{}.sh.tera", node.role.as_str());
             files.push(File {
-                path: PathBuf::from("scripts").join(format!("{}.sh", node.name)),
+                path: PathBuf::from(dir).join(format!("{}.sh", node.name)),
                 content: self.render(&template, &ctx)?,
                 executable: true,
             });
         }
         Ok(files)
     }
+}
+
+/// What an upgrade's scripts are rendered with besides the new major's plan.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Upgrade {
+    /// The facts of the major the nodes run now.
+    pub from: crate::facts::Facts,
+    /// link, copy or dump.
+    pub method: &'static str,
+}
+
+fn plan_context(plan: &Plan) -> Context {
+    let mut ctx = Context::new();
+    ctx.insert("plan", plan);
+    ctx.insert("clusterlab_version", env!("CARGO_PKG_VERSION"));
+    // Provisioning, not an upgrade (render_upgrade sets it).
+    ctx.insert("upgrade", &false);
+    ctx
 }
 
 fn register_filters(tera: &mut Tera) {

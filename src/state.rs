@@ -80,6 +80,7 @@ pub enum Operation {
     Backup,
     Restore,
     Writes,
+    Upgrade,
 }
 
 impl std::fmt::Display for Operation {
@@ -108,6 +109,7 @@ pub enum Phase {
     Promoting,
     Rejoining,
     Restoring,
+    Upgrading,
 }
 
 impl std::fmt::Display for Phase {

@@ -20,6 +20,9 @@ pub struct Topology {
     pub upstreams: BTreeMap<String, String>,
     #[serde(default)]
     pub detached: Vec<String>,
+    /// The major every node runs after `clusterlab upgrade`; None: the spec's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub major: Option<String>,
 }
 
 impl Topology {
@@ -29,6 +32,7 @@ impl Topology {
             leader: plan.leader().name.clone(),
             upstreams: plan.nodes.iter().filter_map(|n| Some((n.name.clone(), n.upstream.clone()?))).collect(),
             detached: Vec::new(),
+            major: None,
         }
     }
 
@@ -65,8 +69,13 @@ impl Topology {
     }
 
     /// NODE leads alone; every other node of `plan` is outside.
-    pub fn alone(node: &str, plan: &Plan) -> Topology {
-        Topology { leader: node.to_string(), upstreams: BTreeMap::new(), detached: plan.nodes.iter().filter(|n| n.name != node).map(|n| n.name.clone()).collect() }
+    pub fn alone(node: &str, plan: &Plan, major: Option<String>) -> Topology {
+        Topology {
+            leader: node.to_string(),
+            upstreams: BTreeMap::new(),
+            detached: plan.nodes.iter().filter(|n| n.name != node).map(|n| n.name.clone()).collect(),
+            major,
+        }
     }
 
     /// The plan this topology implies, from the spec's plan `base`.
@@ -231,7 +240,7 @@ mod tests {
     #[test]
     fn a_sync_leader_left_alone_runs_async_until_a_follower_rejoins() {
         let base = plan("name: c\nversion: \"12\"\nprovider: docker\nreplication:\n  mode: sync\ntopology:\n  followers: 2\n");
-        let alone = Topology::alone("pg3", &base);
+        let alone = Topology::alone("pg3", &base, None);
         assert_eq!(alone.plan(&base).unwrap().synchronous_standby_names, None, "no standby can be synchronous");
         let back = alone.rejoined("pg1");
         assert_eq!(back.plan(&base).unwrap().synchronous_standby_names.as_deref(), Some("FIRST 1 (\"pg1\")"));
@@ -243,6 +252,7 @@ mod tests {
             leader: "a".into(),
             upstreams: [("b", "a"), ("c", "b"), ("d", "a")].into_iter().map(|(x, y)| (x.to_string(), y.to_string())).collect(),
             detached: vec![],
+            major: None,
         };
         assert_eq!(live.tree(&live), "live topology:\n  a (leader)\n  ├─ b\n  │  └─ c\n  └─ d\n  (as the spec has it)\n");
     }

@@ -10,9 +10,9 @@
 //! Needs bash, shellcheck and ruby.
 
 use clusterlab::error::Error;
-use clusterlab::facts::MAJORS;
+use clusterlab::facts::{Facts, Major, MAJORS};
 use clusterlab::plan::{self, Plan};
-use clusterlab::render::{File, Renderer};
+use clusterlab::render::{File, Renderer, Upgrade};
 use clusterlab::spec::{self, Source};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -77,6 +77,12 @@ fn render_kitchen_sink(major: &str) -> Vec<File> {
     std::fs::write(dir.path().join("schema.sql"), "CREATE TABLE t (i int);\n").unwrap();
     std::fs::write(dir.path().join("data.sql"), "INSERT INTO t VALUES (1);\n").unwrap();
     render(&plan_in(dir.path(), &kitchen_sink_spec(major)))
+}
+
+fn render_upgrade(from: &str, to: &str, method: &'static str) -> Vec<File> {
+    let from = Facts::for_major(Major::parse(from).unwrap());
+    let upgrade = Upgrade { from, method };
+    Renderer::new(None).unwrap().render_upgrade(&plan_of(&base_spec(to, "docker")), &upgrade).unwrap()
 }
 
 fn num(major: &str) -> u32 {
@@ -152,6 +158,13 @@ fn all_rendered() -> Vec<(String, File)> {
         let mut sets: Vec<(String, Vec<File>)> =
             PROVIDERS.iter().map(|p| (format!("{p} {major}"), render_text(&base_spec(major, p)))).collect();
         sets.push((format!("kitchen sink {major}"), render_kitchen_sink(major)));
+        // The upgrade's scripts: from 9.4 (the most that differs) to every later major, by
+        // pg_upgrade and by dump.
+        if *major != "9.4" {
+            for method in ["link", "dump"] {
+                sets.push((format!("upgrade 9.4 -> {major} by {method}"), render_upgrade("9.4", major, method)));
+            }
+        }
         for (label, files) in sets {
             for f in files {
                 if seen.insert(f.content.clone()) {
@@ -178,7 +191,7 @@ fn every_script_passes_bash_n_and_shellcheck_and_every_vagrantfile_ruby_c() {
             let out = output(Command::new("ruby").arg("-c").arg(&p));
             check_ok(&format!("ruby -c {label}"), &out, &f.content);
         } else {
-            assert!(f.path.starts_with("scripts"), "unexpected file {label}");
+            assert!(f.path.starts_with("scripts") || f.path.starts_with("upgrade"), "unexpected file {label}");
             let shell = if f.content.starts_with("#!/bin/sh") { "sh" } else { "bash" };
             let out = output(Command::new(shell).arg("-n").arg(&p));
             check_ok(&format!("{shell} -n {label}"), &out, &f.content);

@@ -33,7 +33,7 @@ impl<'a> DrillCtx<'a> {
         let lock = Lock::acquire(&c.workdir, &c.plan.name, op)?;
         let st = running_state(c, verb)?;
         let live = c.live_of(&st);
-        let plan = live.plan(&c.plan)?;
+        let plan = c.live_plan(&live)?;
         Ok(DrillCtx { ctx, c, p: c.provider(ctx, vagrant), st, live, plan, start, _lock: lock })
     }
 
@@ -62,7 +62,7 @@ impl<'a> DrillCtx<'a> {
     /// How a drill that changed the topology ends: the new leader's
     /// synchronous standbys, the topology recorded, the cluster ready.
     pub fn settle(&mut self, op: Operation, next: &Topology) -> Result<()> {
-        self.sync_names(&next.plan(&self.c.plan)?)?;
+        self.sync_names(&self.c.live_plan(next)?)?;
         self.c.record_live(&mut self.st, next);
         self.enter(op, Phase::Ready, None)
     }
@@ -93,7 +93,7 @@ impl<'a> DrillCtx<'a> {
 
     /// Verify of the topology a drill left, printed.
     pub fn verify(&self, next: &Topology) -> Result<()> {
-        self.c.verify_plan_and_print(self.ctx, &next.plan(&self.c.plan)?, Duration::from_secs(60), false).map(drop)
+        self.c.verify_plan_and_print(self.ctx, &self.c.live_plan(next)?, Duration::from_secs(60), false).map(drop)
     }
 }
 

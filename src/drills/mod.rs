@@ -20,10 +20,13 @@ mod promote;
 mod rejoin;
 mod restore;
 mod resync;
+mod upgrade;
+mod upgrade_check;
 mod writes;
 
 pub use backup::{backups, BackupArgs, Manifest, RestoreArgs};
 pub use fault::Fault;
+pub use upgrade::{Method as UpgradeMethod, UpgradeArgs};
 pub use writes::{worker as writes_worker, WritesAction, WritesArgs};
 
 use crate::cluster::{Cluster, Ctx};
@@ -46,6 +49,8 @@ pub enum Drill {
     Backup(BackupArgs),
     /// Point-in-time recovery of a node from a backup and the WAL archive.
     Restore(RestoreArgs),
+    /// Upgrade every node to a newer major; `--check` only says what would block it.
+    Upgrade(UpgradeArgs),
     /// A writer that commits numbered rows (`start`) and the proof that every acknowledged one is there (`check`).
     Writes(WritesArgs),
 }
@@ -105,6 +110,7 @@ impl Drill {
             Drill::Backup(a) => backup::run(ctx, c, a).map(|m| m.summary()),
             Drill::Restore(a) => restore::run(ctx, c, a),
             Drill::Writes(a) => writes::run(ctx, c, a),
+            Drill::Upgrade(a) => upgrade::run(ctx, c, a),
         }
     }
 }

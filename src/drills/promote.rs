@@ -78,7 +78,7 @@ fn hand_over(d: &mut DrillCtx, node: &str, how: Handover) -> Result<Topology> {
     refuse(&d.live, node, how)?;
     let old = d.live.leader.clone();
     let next = d.live.handed_over(node, how == Handover::Switchover);
-    let new_plan = next.plan(&d.c.plan)?;
+    let new_plan = d.c.live_plan(&next)?;
     let op = how.op();
     d.recorded(|d| {
         d.enter(op, Phase::Promoting, Some(node))?;

@@ -26,7 +26,7 @@ fn bring_back(d: &mut DrillCtx, node: &str) -> Result<(Topology, &'static str)> 
         return Err(Error::usage(format!("{node} is {role}"), "rejoin brings back a node that a promote left outside the topology"));
     }
     let next = live.rejoined(node);
-    let new_plan = next.plan(&d.c.plan)?;
+    let new_plan = d.c.live_plan(&next)?;
     let me = new_plan.node(node).expect("the rejoined node is in the live plan");
     let leader = new_plan.node(&next.leader).expect("the leader is in the live plan");
     let how = d.recorded(|d| {

@@ -33,7 +33,7 @@ pub(super) fn run(ctx: &Ctx, c: &Cluster, args: &RestoreArgs) -> Result<String> 
         d.enter(Operation::Restore, Phase::Restoring, Some(node))?;
         unpack(d, node, &leader.name, &m)?;
         let (next, how) = match args.as_ {
-            RestoreAs::Leader => (Topology::alone(node, &d.c.plan), recover_as_leader(d, node, args, &m)?),
+            RestoreAs::Leader => (Topology::alone(node, &d.c.plan, d.live.major.clone()), recover_as_leader(d, node, args, &m)?),
             RestoreAs::Follower => follow_leader(d, node, &m)?,
         };
         d.settle(Operation::Restore, &next)?;
@@ -128,7 +128,7 @@ fn recover_as_leader(d: &DrillCtx, node: &str, args: &RestoreArgs, m: &Manifest)
 
 fn follow_leader(d: &DrillCtx, node: &str, m: &Manifest) -> Result<(Topology, String)> {
     let next = d.live.rejoined(node);
-    let plan = next.plan(&d.c.plan)?;
+    let plan = d.c.live_plan(&next)?;
     let me = plan.node(node).expect("the restored node is in the live plan");
     let leader = &next.leader;
     if let Some(slot) = &me.slot {

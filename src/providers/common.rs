@@ -47,6 +47,12 @@ pub trait Machines: Sync {
     /// script; these calls take 0.2 s). `vagrant provision` still works.
     fn provision(&self, node: &Node) -> Result<()> {
         let env = self.env();
+        self.run_script(node, &env.workdir.path(format!("scripts/{}.sh", node.name)), &format!("provision-{}.log", node.name))
+    }
+    /// Runs a provisioning script of the working directory (`scripts/` or
+    /// `upgrade/`) on a node, with the files it reads, its output streamed to `log`.
+    fn run_script(&self, node: &Node, script: &std::path::Path, log: &str) -> Result<()> {
+        let env = self.env();
         let hint = format!("is node {} running? `clusterlab status SPEC`", node.name);
         let send = |src: std::path::PathBuf, remote: &str| -> Result<()> {
             check(env.runner, &self.exec_with_input_cmd(node, &["sh", "-c", remote])?, &Mode::FromFile(src), &hint).map(drop)
@@ -59,8 +65,8 @@ pub trait Machines: Sync {
             check(env.runner, &pack, &Mode::Capture, "")?;
             send(tar, "rm -rf /tmp/clusterlab-sql && mkdir -p /tmp/clusterlab-sql && tar -C /tmp/clusterlab-sql -xf -")?;
         }
-        send(env.workdir.path(format!("scripts/{}.sh", node.name)), "cat > /tmp/clusterlab-provision.sh")?;
-        let log = env.vagrant.logs.join(format!("provision-{}.log", node.name));
+        send(script.to_path_buf(), "cat > /tmp/clusterlab-provision.sh")?;
+        let log = env.vagrant.logs.join(log);
         let mode = Mode::Stream { log: Some(log.clone()), quiet: env.vagrant.quiet };
         check_with(env.runner, &self.exec_cmd(node, &["bash", "/tmp/clusterlab-provision.sh"])?, &mode, |out| crate::vagrant::hint_for(&out.stdout, &log)).map(drop)
     }

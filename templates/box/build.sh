@@ -17,9 +17,10 @@
 #                       "/" replaced by "_"; one line per provider that was built)
 #   CL_VAGRANT_PUBKEY   Vagrant's insecure public key; default: the one shipped with the
 #                       vagrant package (found by glob)
-#   CL_EXTRA_TARBALL    optional tar(.gz) of PostgreSQL server binaries, unpacked into the image
-#   CL_EXTRA_TARBALL_DEST  where it is unpacked inside the image; default /opt/clusterlab/pg
-#   CL_EXTRA_MAJORS     space-separated majors that CL_EXTRA_TARBALL holds, e.g. "9.4": only
+#   CL_EXTRA_TARBALL    optional tar(.gz) files of PostgreSQL server binaries (MAJOR/{bin,lib,share}),
+#                       space-separated, each unpacked into the image
+#   CL_EXTRA_TARBALL_DEST  where they are unpacked inside the image; default /opt/clusterlab/pg
+#   CL_EXTRA_MAJORS     space-separated majors that CL_EXTRA_TARBALL holds, e.g. "9.4 18": only
 #                       for the image label, the log and the .done line; may be empty
 #   CL_EXTRA_PACKAGES   space-separated Debian packages to add, e.g. "postgresql-common
 #                       libreadline8 zlib1g" for a server compiled by compile.sh (part of the
@@ -84,9 +85,10 @@ done
 check_cache
 [[ $CL_EXTRA_TARBALL_DEST == /* ]] || die "CL_EXTRA_TARBALL_DEST must be absolute"
 [[ $CL_DISK_GB =~ ^[1-9][0-9]*$ ]] || die "CL_DISK_GB must be a whole number of GB"
-if [ -n "$CL_EXTRA_TARBALL" ]; then
-  [ -f "$CL_EXTRA_TARBALL" ] || die "CL_EXTRA_TARBALL: no such file: $CL_EXTRA_TARBALL"
-fi
+read -r -a extra_tarballs <<<"$CL_EXTRA_TARBALL"
+for t in "${extra_tarballs[@]}"; do
+  [ -f "$t" ] || die "CL_EXTRA_TARBALL: no such file: $t"
+done
 if [ -z "$CL_VAGRANT_PUBKEY" ]; then
   # The Debian vagrant package ships it inside its gem; the version is in the path.
   for k in /usr/share/rubygems-integration/all/gems/vagrant-*/keys/vagrant.pub \
@@ -190,10 +192,11 @@ customize_rootfs() {
   # `main` of each version. It stays: the provisioning scripts stop/empty it on followers.
   # On a VM postgresql.service stays enabled so the leader's cluster is up after a boot.
 
-  if [ -n "$CL_EXTRA_TARBALL" ]; then
+  local t
+  for t in "${extra_tarballs[@]}"; do
     install -d -m 0755 "$root$CL_EXTRA_TARBALL_DEST"
-    tar -xf "$CL_EXTRA_TARBALL" -C "$root$CL_EXTRA_TARBALL_DEST" --no-same-owner
-  fi
+    tar -xf "$t" -C "$root$CL_EXTRA_TARBALL_DEST" --no-same-owner
+  done
 
   if [ "$flavour" = vm ]; then
     vm_boot "$root"
@@ -338,7 +341,8 @@ inputs_sha() {
     sha256sum "${BASH_SOURCE[0]}" "$(dirname "${BASH_SOURCE[0]}")/lib.sh" \
       "$(dirname "${BASH_SOURCE[0]}")/settle.pl" "$CL_VAGRANT_PUBKEY" \
       | cut -d' ' -f1
-    if [ -n "$CL_EXTRA_TARBALL" ]; then sha256sum "$CL_EXTRA_TARBALL" | cut -d' ' -f1; fi
+    local t
+    for t in "${extra_tarballs[@]}"; do sha256sum "$t" | cut -d' ' -f1; done
   } | sha256sum | cut -c1-16
 }
 

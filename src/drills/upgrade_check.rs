@@ -1,0 +1,129 @@
+//! What would block `clusterlab upgrade`, found on the running cluster and
+//! changing nothing: the new major missing from a node's box, too little
+//! disk for a copy, and what in the old cluster the new major cannot take
+//! (https://www.postgresql.org/docs/current/pgupgrade.html): tables `WITH
+//! OIDS` and the types abstime, reltime and tinterval (gone in 12, see
+//! https://www.postgresql.org/docs/release/12.0/); hash indexes made before
+//! 10, whose format changed (https://www.postgresql.org/docs/release/10.0/),
+//! which the upgrade rebuilds.
+
+use super::context::DrillCtx;
+use crate::error::Result;
+use crate::facts::Facts;
+use crate::plan::Role;
+use crate::runner::parallel;
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Finding {
+    pub node: String,
+    /// What was found.
+    pub what: String,
+    /// What to do about it.
+    pub fix: String,
+    /// Whether the upgrade is refused until it is fixed.
+    pub blocks: bool,
+}
+
+/// The findings, one a line: BLOCKS or NOTE, the node, what, and what to do.
+pub fn table(findings: &[Finding]) -> String {
+    let mut out = String::new();
+    for f in findings {
+        out += &format!("{:<6}  {:<6}  {}\n        fix: {}\n", if f.blocks { "BLOCKS" } else { "NOTE" }, f.node, f.what, f.fix);
+    }
+    out
+}
+
+/// Every node's box carries the new major (the leader also the programs `programs` names).
+pub fn carried(d: &DrillCtx, new: &Facts, programs: &[&str]) -> Result<Vec<Finding>> {
+    let nodes: Vec<(&str, Role)> = d.plan.nodes.iter().map(|n| (n.name.as_str(), n.role)).collect();
+    let missing = parallel(&nodes, |(name, role)| {
+        let wanted: &[&str] = if *role == Role::Leader { programs } else { &["postgres", "initdb"] };
+        let mut args = vec!["sh", "-c", r#"d=$1; shift; for p; do [ -x "$d/$p" ] || echo "$p"; done"#, "sh", new.bin_dir.as_str()];
+        args.extend_from_slice(wanted);
+        let out = d.p.exec(d.machine(name), &args)?;
+        Ok(out.stdout.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+    })?;
+    Ok(nodes
+        .iter()
+        .zip(missing)
+        .filter(|(_, m)| !m.is_empty())
+        .map(|((name, _), m)| Finding {
+            node: name.to_string(),
+            what: format!("PostgreSQL {} is not in this node's box ({} missing in {})", new.major, m.join(", "), new.bin_dir),
+            fix: format!(
+                "build a box that carries it, e.g. `clusterlab box build --provider {} --postgres {} ... --with {}` (`--with {}=FILE` for a server tarball), name it in the spec's `box:`, `clusterlab destroy` and `up` again",
+                d.plan.provider,
+                d.c.plan.version,
+                new.major,
+                new.major
+            ),
+            blocks: true,
+        })
+        .collect())
+}
+
+/// What the old cluster holds that the new major refuses or changes, and the leader's disk.
+/// `copy`: the method writes a second copy of the data (`--method copy` or `dump`), named `method`.
+pub fn findings(d: &DrillCtx, from: &Facts, new: &Facts, copy: Option<&str>) -> Result<Vec<Finding>> {
+    let leader = d.plan.leader().name.clone();
+    let psql = |db: &str, sql: &str| -> Result<Vec<String>> {
+        let out = d.p.exec(d.machine(&leader), &["clusterlab-pg", "psql", "-d", db, "-c", sql])?;
+        Ok(out.stdout.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect())
+    };
+    let found = |what: String, fix: String, blocks: bool| Finding { node: leader.clone(), what, fix, blocks };
+    let mut out = Vec::new();
+    for db in psql("postgres", "SELECT datname FROM pg_database WHERE datallowconn ORDER BY 1")? {
+        const USER: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema')";
+        if new.without_oids_and_abstime && !from.without_oids_and_abstime {
+            let sql = format!("SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relhasoids AND c.relkind = 'r' AND {USER}");
+            for t in psql(&db, &sql)? {
+                out.push(found(
+                    format!("database {db}: table {t} is WITH OIDS (no table has OIDs from 12)"),
+                    format!("ALTER TABLE {t} SET WITHOUT OIDS; (in database {db})"),
+                    true,
+                ));
+            }
+            let sql = format!(
+                "SELECT a.attrelid::regclass || '.' || quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod) FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE a.atttypid IN ('abstime'::regtype, 'reltime'::regtype, 'tinterval'::regtype) AND NOT a.attisdropped AND c.relkind = 'r' AND {USER}"
+            );
+            for col in psql(&db, &sql)? {
+                out.push(found(
+                    format!("database {db}: column {col} has a type removed in 12"),
+                    "ALTER TABLE ... ALTER COLUMN ... TYPE timestamptz (abstime) or interval (reltime), or drop the column".into(),
+                    true,
+                ));
+            }
+        }
+        if new.hash_indexes_logged && !from.hash_indexes_logged {
+            let sql = format!("SELECT c.oid::regclass FROM pg_class c JOIN pg_am a ON a.oid = c.relam JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'i' AND a.amname = 'hash' AND {USER}");
+            for i in psql(&db, &sql)? {
+                out.push(found(
+                    format!("database {db}: hash index {i} was made before 10 (its format changed)"),
+                    format!("nothing: the upgrade runs REINDEX INDEX {i} once the new leader serves"),
+                    false,
+                ));
+            }
+        }
+    }
+    if let Some(method) = copy {
+        // A copy needs the data directory's size again on the same filesystem.
+        let script = r#"used=$(du -sk "$1" | cut -f1); free=$(df -Pk "$1" | awk 'NR == 2 { print $4 }'); echo "$used $free""#;
+        let df = d.p.exec(d.machine(&leader), &["sh", "-c", script, "sh", &from.data_dir])?;
+        let mut kb = df.stdout.split_whitespace().filter_map(|w| w.parse::<u64>().ok());
+        if let (Some(used), Some(free)) = (kb.next(), kb.next()) {
+            if used > free {
+                out_of_space(&mut out, &leader, used, free, method);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn out_of_space(out: &mut Vec<Finding>, leader: &str, used: u64, free: u64, method: &str) {
+    out.push(Finding {
+        node: leader.to_string(),
+        what: format!("the data directory holds {} MB, the disk has {} MB free: --method {method} needs room for a second copy", used / 1024, free / 1024),
+        fix: "use --method link, or give the machine more disk".into(),
+        blocks: true,
+    });
+}
