@@ -278,6 +278,8 @@ impl Cluster {
             }
             // The known state has the spec's topology: whatever a drill changed is undone.
             st.live = None;
+            // Tables a matrix compared (`same_rows`) start again from the known state.
+            let _ = std::fs::remove_file(self.workdir.path("same-rows.json"));
             st.save(&self.workdir)?;
             ctx.progress(start, &format!("restored the known state ({})", method.as_str()));
             if method == Method::Snapshot && provider.restore_needs_settling() {
@@ -369,7 +371,19 @@ impl Cluster {
             None => "nothing exists yet: `clusterlab up SPEC` creates the cluster".into(),
         };
         let topology = st.as_ref().and_then(|s| s.live.as_ref()).map(|l| l.tree(&Topology::of(&self.plan)));
-        StatusReport { cluster: self.plan.name.clone(), workdir: self.workdir.root.clone(), state: st, nodes, next, topology }
+        // The majors the box carries (what `upgrade --to` can reach), from the leader's machine.
+        let box_majors = match self.plan.node(&live.leader().name) {
+            Some(n) if machines.iter().any(|(m, s)| m == &n.name && s == "running") => self
+                .exec_on(ctx, &n.name, &["ls", "/usr/lib/postgresql"])
+                .map(|o| {
+                    let mut m: Vec<String> = o.stdout.split_whitespace().map(str::to_string).collect();
+                    m.sort_by_key(|v| crate::facts::Major::parse(v));
+                    m
+                })
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        StatusReport { cluster: self.plan.name.clone(), workdir: self.workdir.root.clone(), postgres: live.version.clone(), box_majors, state: st, nodes, next, topology }
     }
 }
 
@@ -441,6 +455,10 @@ pub struct NodeStatus {
 pub struct StatusReport {
     pub cluster: String,
     pub workdir: PathBuf,
+    /// The major the nodes run now (the spec's, until `upgrade`).
+    pub postgres: String,
+    /// The majors the box carries (read from the leader's machine; empty when it is not running).
+    pub box_majors: Vec<String>,
     pub state: Option<State>,
     pub nodes: Vec<NodeStatus>,
     pub next: String,
@@ -464,6 +482,11 @@ impl StatusReport {
                     out += &format!("error: {}\n", e.lines().next().unwrap_or_default());
                 }
                 out += &format!("known state: {}\n", s.baseline.map_or("none", Method::as_str));
+                out += &format!("PostgreSQL {}", self.postgres);
+                if !self.box_majors.is_empty() {
+                    out += &format!(" (the box carries {})", self.box_majors.join(", "));
+                }
+                out += "\n";
                 if let Some(tree) = &self.topology {
                     out += tree;
                 }

@@ -158,6 +158,9 @@ impl Topology {
 
     fn differences(&self, spec: &Topology) -> Vec<String> {
         let mut diff = Vec::new();
+        if let Some(m) = self.major.as_ref().filter(|_| self.major != spec.major) {
+            diff.push(format!("every node runs PostgreSQL {m} since `clusterlab upgrade`"));
+        }
         if self.leader != spec.leader {
             diff.push(format!("{} leads instead of {}", self.leader, spec.leader));
         }

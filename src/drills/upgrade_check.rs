@@ -94,6 +94,19 @@ pub fn findings(d: &DrillCtx, from: &Facts, new: &Facts, copy: Option<&str>) -> 
                 ));
             }
         }
+        // PostgreSQL defines two per-column options
+        // (https://www.postgresql.org/docs/current/sql-altertable.html, SET ( attribute_option ... )):
+        // pg_upgrade's schema restore fails on any other (a server build that stores its own).
+        let sql = format!(
+            "SELECT DISTINCT a.attrelid::regclass || '.' || quote_ident(a.attname) || ' ' || o FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace, unnest(a.attoptions) o WHERE split_part(o, '=', 1) NOT IN ('n_distinct', 'n_distinct_inherited') AND {USER} ORDER BY 1 LIMIT 5"
+        );
+        for col in psql(&db, &sql)? {
+            out.push(found(
+                format!("database {db}: column {col}: an attribute option PostgreSQL does not define (only n_distinct and n_distinct_inherited), which PostgreSQL {} will refuse", new.major),
+                format!("it comes from the PostgreSQL {} server's build, which sets it on every column: upgrade from a cluster made by another build of {} (or another major)", from.major, from.major),
+                true,
+            ));
+        }
         if new.hash_indexes_logged && !from.hash_indexes_logged {
             let sql = format!("SELECT c.oid::regclass FROM pg_class c JOIN pg_am a ON a.oid = c.relam JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'i' AND a.amname = 'hash' AND {USER}");
             for i in psql(&db, &sql)? {

@@ -93,6 +93,11 @@ pub struct Step {
     /// checked against state.json and then on the running servers (verify).
     #[serde(default)]
     pub expect: Option<Expect>,
+    /// Tables whose rows must be the same on every node of the live topology,
+    /// and the same as at the cell's previous `same_rows` step (an upgrade, a
+    /// failover must not change them): an md5 of each table's rows in order.
+    #[serde(default)]
+    pub same_rows: Option<Vec<String>>,
     /// SQL file relative to the matrix file; read at load time into `sql`.
     #[serde(default, skip_serializing)]
     pub sql_file: Option<PathBuf>,
@@ -160,9 +165,9 @@ impl MatrixFile {
 fn check_steps(steps: &mut [Step], field: &str, src: &Source, dir: &Path) -> Result<(), SpecError> {
     for (i, s) in steps.iter_mut().enumerate() {
         let at = format!("{field}[{i}]");
-        let actions = [s.run.is_some(), s.sql.is_some(), s.sql_file.is_some(), s.drill.is_some(), s.expect.is_some()].iter().filter(|b| **b).count();
+        let actions = [s.run.is_some(), s.sql.is_some(), s.sql_file.is_some(), s.drill.is_some(), s.expect.is_some(), s.same_rows.is_some()].iter().filter(|b| **b).count();
         if actions != 1 {
-            return Err(src.error(&at, format!("step `{}` needs exactly one of `run`, `sql`, `sql_file`, `drill` and `expect`", s.name), "e.g. `run: \"pg_isready\"`, `sql: \"SELECT 1\"`, `drill: \"promote pg2\"` or `expect: {leader: pg2, followers: [pg3]}`"));
+            return Err(src.error(&at, format!("step `{}` needs exactly one of `run`, `sql`, `sql_file`, `drill`, `expect` and `same_rows`", s.name), "e.g. `run: \"pg_isready\"`, `sql: \"SELECT 1\"`, `drill: \"promote pg2\"`, `expect: {leader: pg2, followers: [pg3]}` or `same_rows: [accounts]`"));
         }
         if let Some(d) = &s.drill {
             if let Err(why) = crate::drills::Drill::parse(d) {
@@ -195,7 +200,7 @@ pub(super) fn yaml_error(src: &Source, e: &serde_yaml::Error) -> SpecError {
         None => (file.clone(), None),
     };
     let hint = if message.contains("unknown field") {
-        "check the spelling: a matrix has base, axes, include, exclude, boxes, network and steps; a step has name, node, run, sql, sql_file, drill, expect and timeout"
+        "check the spelling: a matrix has base, axes, include, exclude, boxes, network and steps; a step has name, node, run, sql, sql_file, drill, expect, same_rows and timeout"
     } else {
         "fix the YAML at that line"
     };

@@ -30,6 +30,7 @@ mod file;
 mod jobs;
 mod load;
 mod report;
+mod rows;
 mod select;
 mod session;
 mod step;

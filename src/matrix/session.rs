@@ -124,7 +124,7 @@ impl Session<'_> {
             let output = self.timed(r, &phase, || run_step(&self.ctx, cluster, step, &phase))?;
             let how = if !real && step.sql.is_some() {
                 " (dry run: SQL not sent)".to_string()
-            } else if step.drill.is_some() || step.expect.is_some() {
+            } else if step.drill.is_some() || step.expect.is_some() || step.same_rows.is_some() {
                 // What a drill found (rows lost, the backup taken) belongs on the progress line.
                 output.lines().next().filter(|l| !l.is_empty()).map(|l| format!(": {l}")).unwrap_or_default()
             } else {

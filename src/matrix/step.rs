@@ -25,6 +25,12 @@ pub(super) fn run_step(ctx: &Ctx, cluster: &Cluster, step: &Step, phase: &str) -
     if let Some(want) = &step.expect {
         return expect(cluster, want).map_err(|why| Failure::new(phase, why, None));
     }
+    if let Some(tables) = &step.same_rows {
+        if !ctx.runner.is_real() {
+            return Ok(String::new());
+        }
+        return super::rows::same_rows(cluster, tables).map_err(|why| Failure::new(phase, why, None));
+    }
     // After a drill step the leader is the live one.
     let leader = cluster.current_plan().map(|p| p.leader().name.clone()).unwrap_or_else(|_| cluster.plan.leader().name.clone());
     let node = step.node.clone().unwrap_or(leader);
