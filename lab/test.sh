@@ -6,7 +6,8 @@
 #      source, the full cycle for the majors whose provisioning differs, sync,
 #      cascade, idempotent provisioning; the drills (failover, rejoin, faults,
 #      acknowledged writes, backup and PITR) on 9.4, 12 and 18 and the shipped
-#      drill files; one matrix call over 9.4 and 10-18,
+#      drill files; major-version upgrades (pg_upgrade --link and --copy, dump)
+#      under a writer, and back by reset; one matrix call over 9.4 and 10-18,
 #   3. real clusters on libvirt VMs (software emulation): the 9.4 headline spec,
 #      13, 15, drills on 17, and an interrupted `up` that `destroy` must clean
 #      completely.
@@ -14,7 +15,7 @@
 # (CLUSTERLAB_CACHE), so a leftover from an earlier run cannot hide a broken build.
 #
 #   lab/test.sh                 everything
-#   LAB_TEST_ONLY="unit docker" lab/test.sh   some phases: unit docker drills matrix libvirt
+#   LAB_TEST_ONLY="unit docker" lab/test.sh   some phases: unit docker drills upgrade matrix libvirt
 #
 # PostgreSQL 9.4 is compiled from its release source, which the repository
 # does not carry and nothing here downloads (docs/pg94-source.md). It is
@@ -28,7 +29,7 @@ cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
 export CLUSTERLAB_CACHE=${CLUSTERLAB_CACHE:-$ROOT/target/clusterlab-cache}
 export CLUSTERLAB=$ROOT/target/debug/clusterlab
-ONLY=${LAB_TEST_ONLY:-unit docker drills matrix libvirt}
+ONLY=${LAB_TEST_ONLY:-unit docker drills upgrade matrix libvirt}
 passed=0
 failed=0
 skipped=0
@@ -211,6 +212,23 @@ if want drills; then
     check "shipped drills (clusters/drills) without 9.4" lab env E2E_NO_PG94=1 tests/e2e/drill-files.sh
   else
     check "shipped drills (clusters/drills)" lab tests/e2e/drill-files.sh
+  fi
+fi
+
+if want upgrade; then
+  # Images that carry more than one major: 9.4 (compiled, shared with the
+  # image above) with Debian's 15 and an upstream 18; Debian's 13 with 18.
+  tarball18() { lab/fetch-pg.sh 18 "$CLUSTERLAB_CACHE/tarballs"; }
+  setup "fetch PostgreSQL 18 server binaries" tarball18
+  with94 setup "docker image bookworm-pg9.4-pg15-pg18" box --provider docker --postgres 9.4 --source "$PG94_SOURCE" \
+    --with 15 --with "18=$CLUSTERLAB_CACHE/tarballs/pg-18.tar.gz"
+  setup "docker image bullseye-pg13-pg18" box --provider docker --postgres 13 --with "18=$CLUSTERLAB_CACHE/tarballs/pg-18.tar.gz"
+  with94 check "docker upgrade 9.4 -> 15 link, -> 18 link, -> 18 dump" lab tests/e2e/upgrade.sh clusters/pg94-upgrade-docker.yaml 15:link 18:link 18:dump
+  check "docker upgrade 13 -> 18 copy" lab tests/e2e/upgrade.sh tests/e2e/specs/docker-pg13-upgrade.yaml 18:copy
+  if [ -n "$PG94_MISSING" ]; then
+    skip94 "shipped upgrade drills (clusters/drills/upgrade.matrix.yaml)"
+  else
+    check "shipped upgrade drills (clusters/drills/upgrade.matrix.yaml)" lab tests/e2e/drill-files.sh upgrade '*'
   fi
 fi
 
