@@ -324,6 +324,12 @@ fn failing_step_keeps_its_output() {
     assert_eq!(cell["result"], "failed");
     assert_eq!(cell["failed_phase"], "step deliberate");
     assert!(cell["output"].as_str().unwrap().contains("deliberate failure"));
+    // The failed step's phase carries its one-line summary; up has none.
+    let phases = cell["phases"].as_array().unwrap();
+    assert_eq!(phases[0]["name"], "up");
+    assert!(phases[0].get("detail").is_none(), "{phases:?}");
+    assert_eq!(phases[1]["name"], "step deliberate");
+    assert_eq!(phases[1]["detail"], "exit 1 on pg1");
     assert_eq!(summary["failed"], 1);
 }
 
