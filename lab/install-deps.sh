@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Installs, from Debian's packages, everything clusterlab's real runs and tests use:
 # vagrant with its libvirt and docker providers, libvirtd + qemu (software emulation),
-# dockerd, the offline box builder (mmdebstrap) and the linters the tests call.
+# dockerd, the offline box builder (mmdebstrap), the linters the tests call, and
+# headless Chromium with a font for tests/report_browser.rs (the matrix report page).
 # Idempotent: a second run only checks.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 pkgs=(vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients qemu-system-x86
       mmdebstrap dnsmasq-base ebtables iptables docker.io rsync shellcheck ruby
-      iproute2 openssh-client bc patchelf postgresql-client e2fsprogs)
+      iproute2 openssh-client bc patchelf postgresql-client e2fsprogs
+      chromium fonts-dejavu-core)
 missing=()
 for p in "${pkgs[@]}"; do
   [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = 'install ok installed' ] || missing+=("$p")

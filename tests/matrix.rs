@@ -324,6 +324,12 @@ fn failing_step_keeps_its_output() {
     assert_eq!(cell["result"], "failed");
     assert_eq!(cell["failed_phase"], "step deliberate");
     assert!(cell["output"].as_str().unwrap().contains("deliberate failure"));
+    // The failed step's phase carries its one-line summary; up has none.
+    let phases = cell["phases"].as_array().unwrap();
+    assert_eq!(phases[0]["name"], "up");
+    assert!(phases[0].get("detail").is_none(), "{phases:?}");
+    assert_eq!(phases[1]["name"], "step deliberate");
+    assert_eq!(phases[1]["detail"], "exit 1 on pg1");
     assert_eq!(summary["failed"], 1);
 }
 
@@ -396,4 +402,30 @@ fn sigterm_stops_new_cells_and_destroys_the_started_ones() {
     assert!(!calls.contains("pg15") && !calls.contains("pg17"), "{calls}");
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(xml.contains(r#"errors="1""#) && xml.matches("<skipped").count() == 2, "{xml}");
+}
+
+#[test]
+fn report_other_than_html_or_md_is_refused_before_anything_runs() {
+    let dir = setup(THREE);
+    let out = clusterlab().args(["--dry-run", "matrix", "--report", "report.pdf"]).arg(matrix_file(&dir)).output().unwrap();
+    let se = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{se}");
+    assert!(se.contains("--report") && se.contains("report.pdf") && se.contains("ending in .html") && se.contains(".md"), "{se}");
+    assert!(!dir.path().join(".clusterlab").exists(), "no cell was written");
+}
+
+#[test]
+fn report_md_is_a_table_of_cells_and_phases() {
+    let dir = setup(THREE);
+    let md = dir.path().join("report.md");
+    let (out, _, _) = fake_run(&dir, "pg15-f2-slots", &["--report", md.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&md).unwrap();
+    assert!(text.starts_with("# clusterlab matrix: m.matrix.yaml\n\n3 cells on PostgreSQL 13, 15, 17: 2 passed, 1 failed"), "{text}");
+    assert!(text.contains("| Cell | PostgreSQL | Phase | Outcome | Seconds | Notes |"), "no writes check, no loss columns:\n{text}");
+    assert!(text.contains("| pg13-f2-slots | 13 | step hello | passed | "), "{text}");
+    assert!(text.contains(" | hello from the leader |"), "{text}");
+    assert!(text.contains("| pg15-f2-slots | 15 | up | failed | "), "{text}");
+    assert!(text.contains("| **pg17-f2-slots** | **17** | **total** | **passed** |"), "{text}");
+    assert!(!text.contains("<svg") && !text.contains("Rows lost"), "{text}");
 }

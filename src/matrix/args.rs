@@ -30,6 +30,10 @@ pub struct MatrixArgs {
     /// Write a JSON summary: cells with result, phase timings and error.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Write a behaviour report: PATH.html (tables and a chart of the phase
+    /// times) or PATH.md (the tables, for a blog post or a wiki).
+    #[arg(long, value_name = "PATH", value_parser = parse_report)]
+    pub report: Option<ReportPage>,
     /// Print the cells instead of running them.
     #[arg(long)]
     pub list: bool,
@@ -46,4 +50,46 @@ pub enum ListFormat {
     Github,
     /// A `parallel: matrix:` snippet for GitLab CI.
     Gitlab,
+}
+
+/// `--report PATH`: where the behaviour report goes, and in which format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportPage {
+    pub path: PathBuf,
+    pub format: PageFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageFormat {
+    Html,
+    Markdown,
+}
+
+/// The format comes from the extension, checked here so that a typo is
+/// refused before the matrix runs rather than after an hour of cells.
+fn parse_report(s: &str) -> Result<ReportPage, String> {
+    let path = PathBuf::from(s);
+    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    let format = match ext.as_deref() {
+        Some("html") => PageFormat::Html,
+        Some("md") => PageFormat::Markdown,
+        _ => return Err("the report's format comes from its extension: give a path ending in .html (tables and a chart) or .md (Markdown tables), e.g. --report matrix-report.html".into()),
+    };
+    Ok(ReportPage { path, format })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_format_comes_from_the_extension() {
+        assert_eq!(parse_report("out/r.html").unwrap().format, PageFormat::Html);
+        assert_eq!(parse_report("R.HTML").unwrap().format, PageFormat::Html);
+        assert_eq!(parse_report("r.md").unwrap(), ReportPage { path: "r.md".into(), format: PageFormat::Markdown });
+        for bad in ["r.pdf", "r", "r.html.txt", ".md"] {
+            let e = parse_report(bad).unwrap_err();
+            assert!(e.contains(".html") && e.contains(".md") && e.contains("--report"), "{bad}: {e}");
+        }
+    }
 }

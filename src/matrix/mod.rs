@@ -19,7 +19,8 @@
 //!   /24) and `Matrix::validate` (every cell through the planner);
 //! - `select`: `--cell` and `--filter`; `jobs`: how many cells at once;
 //! - `session`: worker threads run each cell, phase by phase; `step`: one step;
-//! - `report`: what happened to each cell, as a table, JUnit, JSON; and `--list`.
+//! - `report`: what happened to each cell, as a table, JUnit, JSON; and `--list`;
+//!   `report_page`: the same for people, `--report` as HTML with a chart or Markdown.
 //!
 //! `run` below is that flow from start to exit code.
 
@@ -30,12 +31,13 @@ mod file;
 mod jobs;
 mod load;
 mod report;
+mod report_page;
 mod rows;
 mod select;
 mod session;
 mod step;
 
-pub use args::{ListFormat, MatrixArgs};
+pub use args::{ListFormat, MatrixArgs, PageFormat, ReportPage};
 pub use cell::Cell;
 pub use file::Step;
 pub use load::Matrix;
@@ -85,6 +87,11 @@ pub fn run(ctx: &Ctx, args: &MatrixArgs) -> Result<i32> {
     }
     if let Some(p) = &args.json {
         std::fs::write(p, json_summary(&matrix, &reports, elapsed, jobs)).map_err(|e| Error::io(p, e))?;
+    }
+    if let Some(page) = &args.report {
+        let title = matrix.path.file_name().map_or_else(|| matrix.stem.clone(), |f| f.to_string_lossy().into_owned());
+        let text = report_page::render(page.format, &title, &reports, elapsed);
+        std::fs::write(&page.path, text).map_err(|e| Error::io(&page.path, e))?;
     }
     Ok(if crate::signals::requested() {
         exit::INTERRUPTED

@@ -28,6 +28,20 @@ pub struct PhaseTime {
     pub name: String,
     pub seconds: f64,
     pub ok: bool,
+    /// What a step said in one line: the first line of its output, or the
+    /// failure's message. The report page reads rows lost and downtime from
+    /// it (a `writes check` prints them there).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// A log line the phase's expectations matched; not filled yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl PhaseTime {
+    pub fn new(name: impl Into<String>, seconds: f64, ok: bool) -> PhaseTime {
+        PhaseTime { name: name.into(), seconds, ok, detail: None, message: None }
+    }
 }
 
 /// What happened to one cell: the JSON summary's entries.

@@ -42,7 +42,7 @@ impl Session<'_> {
     fn timed<T>(&self, r: &mut CellReport, phase: &str, body: impl FnOnce() -> Result<T, Failure>) -> Result<T, Failure> {
         let t = Instant::now();
         let out = body();
-        r.phases.push(PhaseTime { name: phase.into(), seconds: millis(t.elapsed()), ok: out.is_ok() });
+        r.phases.push(PhaseTime::new(phase, millis(t.elapsed()), out.is_ok()));
         out
     }
 
@@ -121,7 +121,11 @@ impl Session<'_> {
         for step in &cell.steps {
             let phase = format!("step {}", step.name);
             interrupted(&phase)?;
-            let output = self.timed(r, &phase, || run_step(&self.ctx, cluster, step, &phase))?;
+            let result = self.timed(r, &phase, || run_step(&self.ctx, cluster, step, &phase));
+            if let Some(p) = r.phases.last_mut() {
+                p.detail = step_detail(&result);
+            }
+            let output = result?;
             let how = if !real && step.sql.is_some() {
                 " (dry run: SQL not sent)".to_string()
             } else if step.drill.is_some() || step.expect.is_some() || step.same_rows.is_some() {
@@ -181,6 +185,32 @@ impl Session<'_> {
     }
 }
 
+/// Longest detail kept: a `writes check` line is about 250 characters, and
+/// the reports show the detail in a table cell.
+const DETAIL_CHARS: usize = 400;
+
+/// A step's one-line summary for the reports: its first non-empty output
+/// line (what the progress line shows for a drill), or the failure's
+/// message (where a failed `writes check` says how many rows were lost).
+/// JSON output (`writes check --json`) is kept whole, on one line, so that
+/// its numbers can be read back.
+fn step_detail(result: &Result<String, Failure>) -> Option<String> {
+    let line = match result {
+        Ok(out) => match serde_json::from_str::<serde_json::Value>(out) {
+            Ok(v) if v.is_object() => v.to_string(),
+            _ => out.lines().map(str::trim).find(|l| !l.is_empty())?.to_string(),
+        },
+        Err(f) => f.message.trim().to_string(),
+    };
+    if line.is_empty() {
+        return None;
+    }
+    Some(match line.char_indices().nth(DETAIL_CHARS) {
+        Some((cut, _)) => format!("{}...", &line[..cut]),
+        None => line,
+    })
+}
+
 fn interrupted(phase: &str) -> Result<(), Failure> {
     if crate::signals::requested() {
         return Err(Failure { phase: phase.into(), message: "interrupted before it started".into(), output: None, interrupted: true });
@@ -198,4 +228,23 @@ fn save_logs(from: &Path, to: &Path) -> Option<PathBuf> {
         let _ = std::fs::copy(e.path(), to.join(e.file_name()));
     }
     Some(to.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_detail_is_one_line() {
+        let ok = |s: &str| step_detail(&Ok(s.to_string()));
+        assert_eq!(ok(""), None);
+        assert_eq!(ok("\n  first line  \nsecond").as_deref(), Some("first line"));
+        let json = ok("{\n  \"lost\": 0,\n  \"downtime_seconds\": 1.5\n}").unwrap();
+        assert!(!json.contains('\n'), "{json}");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&json).unwrap(), serde_json::json!({"lost": 0, "downtime_seconds": 1.5}));
+        let long = ok(&"x".repeat(DETAIL_CHARS + 10)).unwrap();
+        assert_eq!(long.len(), DETAIL_CHARS + 3);
+        let failed = step_detail(&Err(Failure::new("step w", "acknowledged rows were lost: 3 lost", Some("more".into()))));
+        assert_eq!(failed.as_deref(), Some("acknowledged rows were lost: 3 lost"));
+    }
 }
