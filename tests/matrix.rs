@@ -162,7 +162,7 @@ fn matrix_file_errors_point_at_the_line() {
 
     let dir = setup("base: base.yaml\naxes:\n  version: [15]\nsteps:\n  - {name: both, run: 'true', sql: 'select 1'}\n");
     let out = clusterlab().args(["matrix", "--list"]).arg(matrix_file(&dir)).output().unwrap();
-    assert!(says(&stderr(&out), "m.matrix.yaml:5:5: steps[0]: step `both` needs exactly one of `run`, `sql`, `sql_file`, `drill` and `expect`"), "{}", stderr(&out));
+    assert!(says(&stderr(&out), "m.matrix.yaml:5:5: steps[0]: step `both` needs exactly one of `run`, `sql`, `sql_file`, `drill`, `expect` and `same_rows`"), "{}", stderr(&out));
 
     let dir = setup("base: base.yaml\naxes:\n  version: [15]\nsteps:\n  - {name: bad, drill: 'fault pg1 explode'}\n");
     let out = clusterlab().args(["matrix", "--list"]).arg(matrix_file(&dir)).output().unwrap();
