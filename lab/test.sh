@@ -216,15 +216,19 @@ if want drills; then
 fi
 
 if want upgrade; then
-  # Images that carry more than one major: 9.4 (compiled, shared with the
-  # image above) with Debian's 15 and an upstream 18; Debian's 13 with 18.
+  # Images that carry more than one major: 9.4 (compiled, the build shared
+  # with the image above) with Debian's 15 and an upstream 18; Debian's 13
+  # with 18; an upstream 12 with 18 (the 12 tarball is the docker phase's).
   tarball18() { lab/fetch-pg.sh 18 "$CLUSTERLAB_CACHE/tarballs"; }
   setup "fetch PostgreSQL 18 server binaries" tarball18
   with94 setup "docker image bookworm-pg9.4-pg15-pg18" box --provider docker --postgres 9.4 --source "$PG94_SOURCE" \
     --with 15 --with "18=$CLUSTERLAB_CACHE/tarballs/pg-18.tar.gz"
   setup "docker image bullseye-pg13-pg18" box --provider docker --postgres 13 --with "18=$CLUSTERLAB_CACHE/tarballs/pg-18.tar.gz"
+  setup "docker image trixie-pg12-pg18" box --provider docker --postgres 12 --tarball "$CLUSTERLAB_CACHE/tarballs/pg-12.tar.gz" \
+    --with "18=$CLUSTERLAB_CACHE/tarballs/pg-18.tar.gz"
   with94 check "docker upgrade 9.4 -> 15 link, -> 18 link, -> 18 dump" lab tests/e2e/upgrade.sh clusters/pg94-upgrade-docker.yaml 15:link 18:link 18:dump
   check "docker upgrade 13 -> 18 copy" lab tests/e2e/upgrade.sh tests/e2e/specs/docker-pg13-upgrade.yaml 18:copy
+  check "docker upgrade 12 -> 18 logical" lab tests/e2e/upgrade.sh tests/e2e/specs/docker-pg12-upgrade.yaml 18:logical
   if [ -n "$PG94_MISSING" ]; then
     skip94 "shipped upgrade drills (clusters/drills/upgrade.matrix.yaml)"
   else

@@ -165,6 +165,9 @@ fn all_rendered() -> Vec<(String, File)> {
                 sets.push((format!("upgrade 9.4 -> {major} by {method}"), render_upgrade("9.4", major, method)));
             }
         }
+        if num(major) > 1200 {
+            sets.push((format!("upgrade 12 -> {major} by logical"), render_upgrade("12", major, "logical")));
+        }
         for (label, files) in sets {
             for f in files {
                 if seen.insert(f.content.clone()) {

@@ -29,7 +29,7 @@ pub enum Method {
     Link,
     /// pg_upgrade --copy: the old cluster stays as it was.
     Copy,
-    /// Logical replication into a new cluster (source 10+): not built yet.
+    /// Logical replication into a new cluster beside the old one, then the writes move (source 10+): the shortest downtime.
     Logical,
     /// The new major's pg_dumpall into a fresh cluster: always works, slowest.
     Dump,
@@ -111,14 +111,11 @@ fn refuse(d: &DrillCtx, from: &Facts, to: Major, method: Method) -> Result<()> {
             "name a newer major, or `clusterlab reset SPEC` to go back to the spec's",
         ));
     }
-    if method == Method::Logical {
-        if !from.has_logical_replication {
-            return Err(Error::usage(
-                format!("--method logical: PostgreSQL {} has no built-in logical replication (it came in 10)", from.major),
-                "use --method link, copy or dump",
-            ));
-        }
-        return Err(Error::usage("--method logical is not built yet", "use --method link, copy or dump"));
+    if method == Method::Logical && !from.has_logical_replication {
+        return Err(Error::usage(
+            format!("--method logical: PostgreSQL {} has no built-in logical replication (it came in 10)", from.major),
+            "use --method link, copy or dump",
+        ));
     }
     if let Some(n) = d.live.detached.first() {
         return Err(Error::usage(format!("{n} is outside the topology since an earlier promote"), format!("`clusterlab rejoin SPEC {n}` first, or `clusterlab reset SPEC`")));
