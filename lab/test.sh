@@ -219,8 +219,8 @@ if want upgrade; then
   # Images that carry more than one major: 9.4 (compiled, the build shared
   # with the image above) with Debian's 15 and an upstream 18; Debian's 13
   # with 18; an upstream 12 with 18 (the 12 tarball is the docker phase's).
-  tarball18() { lab/fetch-pg.sh 18 "$CLUSTERLAB_CACHE/tarballs"; }
-  setup "fetch PostgreSQL 18 server binaries" tarball18
+  tarballs() { lab/fetch-pg.sh 12 "$CLUSTERLAB_CACHE/tarballs" && lab/fetch-pg.sh 18 "$CLUSTERLAB_CACHE/tarballs"; }
+  setup "fetch PostgreSQL 12 and 18 server binaries" tarballs
   with94 setup "docker image bookworm-pg9.4-pg15-pg18" box --provider docker --postgres 9.4 --source "$PG94_SOURCE" \
     --with 15 --with "18=$CLUSTERLAB_CACHE/tarballs/pg-18.tar.gz"
   setup "docker image bullseye-pg13-pg18" box --provider docker --postgres 13 --with "18=$CLUSTERLAB_CACHE/tarballs/pg-18.tar.gz"

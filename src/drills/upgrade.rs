@@ -12,6 +12,7 @@
 //! stops there.
 
 use super::context::DrillCtx;
+pub use super::upgrade_check::Method;
 use super::upgrade_check::{self, Finding};
 use crate::cluster::{Cluster, Ctx};
 use crate::error::{Error, Result};
@@ -21,38 +22,6 @@ use crate::render::{Renderer, Upgrade};
 use crate::runner::parallel;
 use crate::state::{Operation, Phase};
 use crate::topology::Topology;
-
-/// How the leader's data reaches the new major.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Method {
-    /// pg_upgrade --link: hard links, seconds whatever the size; the old cluster cannot start once the new one has.
-    Link,
-    /// pg_upgrade --copy: the old cluster stays as it was.
-    Copy,
-    /// Logical replication into a new cluster beside the old one, then the writes move (source 10+): the shortest downtime.
-    Logical,
-    /// The new major's pg_dumpall into a fresh cluster: always works, slowest.
-    Dump,
-}
-
-impl Method {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Link => "link",
-            Method::Copy => "copy",
-            Method::Logical => "logical",
-            Method::Dump => "dump",
-        }
-    }
-
-    /// The new major's programs the leader needs for this method.
-    fn programs(self) -> &'static [&'static str] {
-        match self {
-            Method::Link | Method::Copy => &["postgres", "initdb", "pg_upgrade"],
-            Method::Dump | Method::Logical => &["postgres", "initdb", "pg_dumpall", "psql"],
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct UpgradeArgs {
@@ -76,8 +45,7 @@ pub(super) fn run(ctx: &Ctx, c: &Cluster, a: &UpgradeArgs) -> Result<String> {
     // The spec's cluster on the new major: a spec the new major cannot run is refused here.
     let target = c.live_plan(&Topology { major: Some(new.major.clone()), ..d.live.clone() })?;
     let mut findings = upgrade_check::carried(&d, &new, a.method.programs())?;
-    let copy = matches!(a.method, Method::Copy | Method::Dump).then_some(a.method.as_str());
-    findings.extend(upgrade_check::findings(&d, &from, &new, copy)?);
+    findings.extend(upgrade_check::findings(&d, &from, &new, a.method)?);
     let blocking: Vec<&Finding> = findings.iter().filter(|f| f.blocks).collect();
     let report = upgrade_check::table(&findings);
     if a.check || !blocking.is_empty() {

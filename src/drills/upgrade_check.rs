@@ -13,6 +13,38 @@ use crate::facts::Facts;
 use crate::plan::Role;
 use crate::runner::parallel;
 
+/// How the leader's data reaches the new major.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Method {
+    /// pg_upgrade --link: hard links, seconds whatever the size; the old cluster cannot start once the new one has.
+    Link,
+    /// pg_upgrade --copy: the old cluster stays as it was.
+    Copy,
+    /// Logical replication into a new cluster beside the old one, then the writes move (source 10+): the shortest downtime.
+    Logical,
+    /// The new major's pg_dumpall into a fresh cluster: always works, slowest.
+    Dump,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Link => "link",
+            Method::Copy => "copy",
+            Method::Logical => "logical",
+            Method::Dump => "dump",
+        }
+    }
+
+    /// The new major's programs the leader needs for this method.
+    pub fn programs(self) -> &'static [&'static str] {
+        match self {
+            Method::Link | Method::Copy => &["postgres", "initdb", "pg_upgrade"],
+            Method::Dump | Method::Logical => &["postgres", "initdb", "pg_dumpall", "psql"],
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Finding {
     pub node: String,
@@ -63,8 +95,7 @@ pub fn carried(d: &DrillCtx, new: &Facts, programs: &[&str]) -> Result<Vec<Findi
 }
 
 /// What the old cluster holds that the new major refuses or changes, and the leader's disk.
-/// `copy`: the method writes a second copy of the data (`--method copy` or `dump`), named `method`.
-pub fn findings(d: &DrillCtx, from: &Facts, new: &Facts, copy: Option<&str>) -> Result<Vec<Finding>> {
+pub fn findings(d: &DrillCtx, from: &Facts, new: &Facts, method: Method) -> Result<Vec<Finding>> {
     let leader = d.plan.leader().name.clone();
     let psql = |db: &str, sql: &str| -> Result<Vec<String>> {
         let out = d.p.exec(d.machine(&leader), &["clusterlab-pg", "psql", "-d", db, "-c", sql])?;
@@ -107,6 +138,17 @@ pub fn findings(d: &DrillCtx, from: &Facts, new: &Facts, copy: Option<&str>) -> 
                 true,
             ));
         }
+        if method == Method::Logical {
+            // https://www.postgresql.org/docs/current/logical-replication-publication.html
+            let sql = format!("SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AND {USER}");
+            for t in psql(&db, &sql)? {
+                out.push(found(
+                    format!("database {db}: table {t} has no primary key or replica identity"),
+                    format!("nothing for inserts; an UPDATE or DELETE on it fails on the old leader while the upgrade replicates (ALTER TABLE {t} ADD PRIMARY KEY (...) or REPLICA IDENTITY FULL)"),
+                    false,
+                ));
+            }
+        }
         if new.hash_indexes_logged && !from.hash_indexes_logged {
             let sql = format!("SELECT c.oid::regclass FROM pg_class c JOIN pg_am a ON a.oid = c.relam JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'i' AND a.amname = 'hash' AND {USER}");
             for i in psql(&db, &sql)? {
@@ -118,7 +160,7 @@ pub fn findings(d: &DrillCtx, from: &Facts, new: &Facts, copy: Option<&str>) -> 
             }
         }
     }
-    if let Some(method) = copy {
+    if method != Method::Link {
         // A copy needs the data directory's size again on the same filesystem.
         let script = r#"used=$(du -sk "$1" | cut -f1); free=$(df -Pk "$1" | awk 'NR == 2 { print $4 }'); echo "$used $free""#;
         let df = d.p.exec(d.machine(&leader), &["sh", "-c", script, "sh", &from.data_dir])?;
@@ -132,10 +174,10 @@ pub fn findings(d: &DrillCtx, from: &Facts, new: &Facts, copy: Option<&str>) -> 
     Ok(out)
 }
 
-fn out_of_space(out: &mut Vec<Finding>, leader: &str, used: u64, free: u64, method: &str) {
+fn out_of_space(out: &mut Vec<Finding>, leader: &str, used: u64, free: u64, method: Method) {
     out.push(Finding {
         node: leader.to_string(),
-        what: format!("the data directory holds {} MB, the disk has {} MB free: --method {method} needs room for a second copy", used / 1024, free / 1024),
+        what: format!("the data directory holds {} MB, the disk has {} MB free: --method {} needs room for a second copy", used / 1024, free / 1024, method.as_str()),
         fix: "use --method link, or give the machine more disk".into(),
         blocks: true,
     });
