@@ -3,7 +3,7 @@
 # (bench/raw/), same 3-node PostgreSQL 15 cluster, same machine, one run, and
 # prints a Markdown table. Run it inside the lab:
 #
-#   lab/lab.sh exec bench/bench.sh [docker] [libvirt] [box] [matrix] [pg94] [drills] [followers] [failover]
+#   lab/lab.sh exec bench/bench.sh [docker] [libvirt] [box] [matrix] [pg94] [drills] [followers] [failover] [upgrade]
 #
 # followers: docker clusters of PostgreSQL 15 with 2, 5 and 8 followers (1
 # leader each), one after the other: up, verify and reset (median of 3),
@@ -58,6 +58,28 @@ failover_rows() {
     "$(python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.2f" % d["downtime_seconds"])' <<<"$json")" ""
   row "acknowledged rows lost (asynchronous replication)" \
     "$(python3 -c 'import json,sys; print(json.load(sys.stdin)["lost"])' <<<"$json")" ""
+  "$CL" -q destroy "$spec" >/dev/null
+}
+# upgrade_rows SPEC TO METHOD...: one cluster up, then per METHOD: a writer,
+# `upgrade --to TO`, the writer's downtime and losses, and reset (back to the
+# spec's major for the next method); then destroy.
+upgrade_rows() {
+  local spec=$1 to=$2 v method took json
+  shift 2
+  v=$("$CL" check --json "$spec" | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])')
+  "$CL" -q destroy "$spec" >/dev/null 2>&1 || true
+  "$CL" -q up "$spec" >/dev/null
+  for method in "$@"; do
+    "$CL" -q writes "$spec" start --min-rows 200 >/dev/null
+    took=$(secs "$CL" -q upgrade "$spec" --to "$to" --method "$method")
+    sleep 2
+    json=$("$CL" -q writes "$spec" check --json)
+    row "**docker, 3 nodes, PostgreSQL $v -> $to, --method $method, under a writer**" "" ""
+    row "upgrade (every node, verify included)" "$took" ""
+    row "client-visible downtime" "$(python3 -c 'import json,sys; print("%.2f" % json.load(sys.stdin)["downtime_seconds"])' <<<"$json")" ""
+    row "acknowledged rows lost" "$(python3 -c 'import json,sys; print(json.load(sys.stdin)["lost"])' <<<"$json")" ""
+    row "reset (back to $v), with verify" "$(secs "$CL" -q reset "$spec")" ""
+  done
   "$CL" -q destroy "$spec" >/dev/null
 }
 # cluster_rows SPEC: a cluster's up (cold), verify and reset (medians of 3) and destroy.
@@ -197,6 +219,12 @@ for w in $what; do
       for spec in "${specs[@]}"; do
         failover_rows "$spec"
       done ;;
+    upgrade)
+      # Upgrade time and client-visible downtime per method, 3-node docker:
+      # 9.4 -> 18 (link, copy, dump; the box docs/upgrades.md builds) and
+      # 12 -> 18 (link, logical).
+      upgrade_rows clusters/pg94-upgrade-docker.yaml 18 link copy dump
+      upgrade_rows bench/specs/pg12-upgrade-docker.yaml 18 link logical ;;
     matrix)
       row "**matrix (3 docker cells: 13, 15, 17)**" "" ""
       row "--jobs 1" "$(secs "$CL" -q matrix clusters/ci.matrix.yaml --jobs 1)" ""
