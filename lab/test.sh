@@ -163,9 +163,9 @@ tarball_image() {
     box --provider docker --postgres "$1" --tarball "$CLUSTERLAB_CACHE/tarballs/pg-$1.tar.gz"
 }
 # PostgreSQL 9.4, compiled once from its release source (PG94_SOURCE, above;
-# the first build compiles; the docker image and the libvirt box share the result).
+# the first build compiles; the docker images and the libvirt box share the result).
 # shellcheck disable=SC2317 # called through setup
-source_box() { box --provider "$1" --postgres 9.4 --source "$PG94_SOURCE"; }
+source_box() { box --provider "$1" --postgres 9.4 --source "$PG94_SOURCE" "${@:2}"; }
 
 if want docker || want drills || want matrix; then
   setup "docker image bullseye-pg13" box --provider docker --release bullseye --postgres 13
@@ -219,10 +219,10 @@ if want upgrade; then
   # Images that carry more than one major: 9.4 (compiled, the build shared
   # with the image above) with Debian's 15 and an upstream 18; Debian's 13
   # with 18; an upstream 12 with 18 (the 12 tarball is the docker phase's).
+  # shellcheck disable=SC2317 # called through setup
   tarballs() { lab/fetch-pg.sh 12 "$CLUSTERLAB_CACHE/tarballs" && lab/fetch-pg.sh 18 "$CLUSTERLAB_CACHE/tarballs"; }
   setup "fetch PostgreSQL 12 and 18 server binaries" tarballs
-  with94 setup "docker image bookworm-pg9.4-pg15-pg18" box --provider docker --postgres 9.4 --source "$PG94_SOURCE" \
-    --with 15 --with "18=$CLUSTERLAB_CACHE/tarballs/pg-18.tar.gz"
+  with94 setup "docker image bookworm-pg9.4-pg15-pg18" source_box docker --with 15 --with "18=$CLUSTERLAB_CACHE/tarballs/pg-18.tar.gz"
   setup "docker image bullseye-pg13-pg18" box --provider docker --postgres 13 --with "18=$CLUSTERLAB_CACHE/tarballs/pg-18.tar.gz"
   setup "docker image trixie-pg12-pg18" box --provider docker --postgres 12 --tarball "$CLUSTERLAB_CACHE/tarballs/pg-12.tar.gz" \
     --with "18=$CLUSTERLAB_CACHE/tarballs/pg-18.tar.gz"
@@ -250,8 +250,10 @@ if want libvirt; then
   # KVM or software emulation: clusterlab finds out once (src/providers/libvirt/accel.rs) and `up` says which.
   check_vm "libvirt e2e PostgreSQL 15 (both resets)" lab env E2E_RESETS="snapshot data" tests/e2e/cluster.sh clusters/pg15-libvirt.yaml
   check_vm "libvirt interrupted up, destroy" lab tests/e2e/interrupt.sh clusters/pg15-libvirt.yaml
-  with94 setup "libvirt box bookworm-pg9.4 (cached build)" source_box libvirt
+  # The headline box carries Debian's 15 too, for the upgrade drill on VMs.
+  with94 setup "libvirt box bookworm-pg9.4-pg15 (cached build)" source_box libvirt --with 15
   with94 check_vm "libvirt e2e PostgreSQL 9.4, the headline spec (both resets)" lab env E2E_RESETS="snapshot data" tests/e2e/cluster.sh clusters/pg94-leader-2-followers.yaml
+  with94 check_vm "libvirt upgrade 9.4 -> 15 link, the headline spec" lab tests/e2e/upgrade.sh clusters/pg94-leader-2-followers.yaml 15:link
   setup "libvirt box bullseye-pg13" box --provider libvirt --release bullseye --postgres 13
   check_vm "libvirt e2e PostgreSQL 13 (+ reprovision)" lab env E2E_REPROVISION=1 tests/e2e/cluster.sh clusters/pg13-libvirt.yaml
   setup "libvirt box trixie-pg17" box --provider libvirt --release trixie --postgres 17
