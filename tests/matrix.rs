@@ -1,8 +1,8 @@
 //! `clusterlab matrix` end to end, without machines: `--list`, validation,
 //! `--dry-run`, and runs through a fake `vagrant` and `docker` on PATH.
 
+mod support;
 use assert_cmd::Command;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -222,8 +222,6 @@ fn dry_run_brings_up_each_cell_in_its_own_workdir() {
 /// provisioning's copies and fails pg2's script in the cell named by
 /// `$FAKE_FAIL_CELL`; any other `docker exec` runs the command here.
 fn fake_bin(dir: &Path) -> PathBuf {
-    let bin = dir.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
     let vagrant = r#"#!/bin/sh
 cell=$(basename "$PWD")
 echo "$cell vagrant $*" >> "$FAKE_LOG"
@@ -249,12 +247,7 @@ case "$1" in
   *) exit 1 ;;
 esac
 "#;
-    for (name, text) in [("vagrant", vagrant), ("docker", docker)] {
-        let p = bin.join(name);
-        std::fs::write(&p, text).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    bin
+    support::fake_programs(dir, &[("vagrant", vagrant), ("docker", docker)])
 }
 
 fn path_with(bin: &Path) -> String {

@@ -8,8 +8,8 @@
 //! CLUSTERLAB_KEEP_SCREENSHOT=FILE copies the screenshot there (that is how
 //! docs/img/matrix-report.png is made).
 
+mod support;
 use assert_cmd::Command;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -53,8 +53,6 @@ steps:
 /// provisioning and runs any other `docker exec` here, with the container's
 /// name in $FAKE_CONTAINER so that a step can act per cell.
 fn fake_bin(dir: &Path) -> PathBuf {
-    let bin = dir.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
     let vagrant = "#!/bin/sh\necho \"fake vagrant: $*\"\n";
     let docker = r#"#!/bin/sh
 case "$1" in
@@ -68,12 +66,7 @@ case "$1" in
   *) exit 1 ;;
 esac
 "#;
-    for (name, text) in [("vagrant", vagrant), ("docker", docker)] {
-        let p = bin.join(name);
-        std::fs::write(&p, text).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    bin
+    support::fake_programs(dir, &[("vagrant", vagrant), ("docker", docker)])
 }
 
 /// Runs the matrix with `--report page` and returns the page's text.

@@ -94,6 +94,68 @@ pub fn carried(d: &DrillCtx, new: &Facts, programs: &[&str]) -> Result<Vec<Findi
         .collect())
 }
 
+/// One question to every database of the old leader: the SQL lists what it
+/// found (one name a row), and each row becomes a finding.
+struct Probe {
+    sql: String,
+    blocks: bool,
+    /// What was found, from (database, row).
+    what: Box<dyn Fn(&str, &str) -> String>,
+    /// What to do about it, from (database, row).
+    fix: Box<dyn Fn(&str, &str) -> String>,
+}
+
+/// Outside the system schemas.
+const USER: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema')";
+
+/// The probes for an upgrade from `from` to `new` by `method`.
+fn probes(from: &Facts, new: &Facts, method: Method) -> Vec<Probe> {
+    let mut p = Vec::new();
+    let probe = |sql: String, blocks, what: Box<dyn Fn(&str, &str) -> String>, fix: Box<dyn Fn(&str, &str) -> String>| Probe { sql, blocks, what, fix };
+    if new.without_oids_and_abstime && !from.without_oids_and_abstime {
+        p.push(probe(
+            format!("SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relhasoids AND c.relkind = 'r' AND {USER}"),
+            true,
+            Box::new(|db, t| format!("database {db}: table {t} is WITH OIDS (no table has OIDs from 12)")),
+            Box::new(|db, t| format!("ALTER TABLE {t} SET WITHOUT OIDS; (in database {db})")),
+        ));
+        p.push(probe(
+            format!("SELECT a.attrelid::regclass || '.' || quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod) FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE a.atttypid IN ('abstime'::regtype, 'reltime'::regtype, 'tinterval'::regtype) AND NOT a.attisdropped AND c.relkind = 'r' AND {USER}"),
+            true,
+            Box::new(|db, col| format!("database {db}: column {col} has a type removed in 12")),
+            Box::new(|_, _| "ALTER TABLE ... ALTER COLUMN ... TYPE timestamptz (abstime) or interval (reltime), or drop the column".into()),
+        ));
+    }
+    // PostgreSQL defines two per-column options
+    // (https://www.postgresql.org/docs/current/sql-altertable.html, SET ( attribute_option ... )):
+    // pg_upgrade's schema restore fails on any other (a server build that stores its own).
+    let (old, target) = (from.major.clone(), new.major.clone());
+    p.push(probe(
+        format!("SELECT DISTINCT a.attrelid::regclass || '.' || quote_ident(a.attname) || ' ' || o FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace, unnest(a.attoptions) o WHERE split_part(o, '=', 1) NOT IN ('n_distinct', 'n_distinct_inherited') AND {USER} ORDER BY 1 LIMIT 5"),
+        true,
+        Box::new(move |db, col| format!("database {db}: column {col}: an attribute option PostgreSQL does not define (only n_distinct and n_distinct_inherited), which PostgreSQL {target} will refuse")),
+        Box::new(move |_, _| format!("it comes from the PostgreSQL {old} server's build, which sets it on every column: upgrade from a cluster made by another build of {old} (or another major)")),
+    ));
+    if method == Method::Logical {
+        // https://www.postgresql.org/docs/current/logical-replication-publication.html
+        p.push(probe(
+            format!("SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AND {USER}"),
+            false,
+            Box::new(|db, t| format!("database {db}: table {t} has no primary key or replica identity")),
+            Box::new(|_, t| format!("nothing for inserts; an UPDATE or DELETE on it fails on the old leader while the upgrade replicates (ALTER TABLE {t} ADD PRIMARY KEY (...) or REPLICA IDENTITY FULL)")),
+        ));
+    }
+    if new.hash_indexes_logged && !from.hash_indexes_logged {
+        p.push(probe(
+            format!("SELECT c.oid::regclass FROM pg_class c JOIN pg_am a ON a.oid = c.relam JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'i' AND a.amname = 'hash' AND {USER}"),
+            false,
+            Box::new(|db, i| format!("database {db}: hash index {i} was made before 10 (its format changed)")),
+            Box::new(|_, i| format!("nothing: the upgrade runs REINDEX INDEX {i} once the new leader serves")),
+        ));
+    }
+    p
+}
+
 /// What the old cluster holds that the new major refuses or changes, and the leader's disk.
 pub fn findings(d: &DrillCtx, from: &Facts, new: &Facts, method: Method) -> Result<Vec<Finding>> {
     let leader = d.plan.leader().name.clone();
@@ -101,62 +163,12 @@ pub fn findings(d: &DrillCtx, from: &Facts, new: &Facts, method: Method) -> Resu
         let out = d.p.exec(d.machine(&leader), &["clusterlab-pg", "psql", "-d", db, "-c", sql])?;
         Ok(out.stdout.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect())
     };
-    let found = |what: String, fix: String, blocks: bool| Finding { node: leader.clone(), what, fix, blocks };
+    let probes = probes(from, new, method);
     let mut out = Vec::new();
     for db in psql("postgres", "SELECT datname FROM pg_database WHERE datallowconn ORDER BY 1")? {
-        const USER: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema')";
-        if new.without_oids_and_abstime && !from.without_oids_and_abstime {
-            let sql = format!("SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relhasoids AND c.relkind = 'r' AND {USER}");
-            for t in psql(&db, &sql)? {
-                out.push(found(
-                    format!("database {db}: table {t} is WITH OIDS (no table has OIDs from 12)"),
-                    format!("ALTER TABLE {t} SET WITHOUT OIDS; (in database {db})"),
-                    true,
-                ));
-            }
-            let sql = format!(
-                "SELECT a.attrelid::regclass || '.' || quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod) FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE a.atttypid IN ('abstime'::regtype, 'reltime'::regtype, 'tinterval'::regtype) AND NOT a.attisdropped AND c.relkind = 'r' AND {USER}"
-            );
-            for col in psql(&db, &sql)? {
-                out.push(found(
-                    format!("database {db}: column {col} has a type removed in 12"),
-                    "ALTER TABLE ... ALTER COLUMN ... TYPE timestamptz (abstime) or interval (reltime), or drop the column".into(),
-                    true,
-                ));
-            }
-        }
-        // PostgreSQL defines two per-column options
-        // (https://www.postgresql.org/docs/current/sql-altertable.html, SET ( attribute_option ... )):
-        // pg_upgrade's schema restore fails on any other (a server build that stores its own).
-        let sql = format!(
-            "SELECT DISTINCT a.attrelid::regclass || '.' || quote_ident(a.attname) || ' ' || o FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace, unnest(a.attoptions) o WHERE split_part(o, '=', 1) NOT IN ('n_distinct', 'n_distinct_inherited') AND {USER} ORDER BY 1 LIMIT 5"
-        );
-        for col in psql(&db, &sql)? {
-            out.push(found(
-                format!("database {db}: column {col}: an attribute option PostgreSQL does not define (only n_distinct and n_distinct_inherited), which PostgreSQL {} will refuse", new.major),
-                format!("it comes from the PostgreSQL {} server's build, which sets it on every column: upgrade from a cluster made by another build of {} (or another major)", from.major, from.major),
-                true,
-            ));
-        }
-        if method == Method::Logical {
-            // https://www.postgresql.org/docs/current/logical-replication-publication.html
-            let sql = format!("SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AND {USER}");
-            for t in psql(&db, &sql)? {
-                out.push(found(
-                    format!("database {db}: table {t} has no primary key or replica identity"),
-                    format!("nothing for inserts; an UPDATE or DELETE on it fails on the old leader while the upgrade replicates (ALTER TABLE {t} ADD PRIMARY KEY (...) or REPLICA IDENTITY FULL)"),
-                    false,
-                ));
-            }
-        }
-        if new.hash_indexes_logged && !from.hash_indexes_logged {
-            let sql = format!("SELECT c.oid::regclass FROM pg_class c JOIN pg_am a ON a.oid = c.relam JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'i' AND a.amname = 'hash' AND {USER}");
-            for i in psql(&db, &sql)? {
-                out.push(found(
-                    format!("database {db}: hash index {i} was made before 10 (its format changed)"),
-                    format!("nothing: the upgrade runs REINDEX INDEX {i} once the new leader serves"),
-                    false,
-                ));
+        for probe in &probes {
+            for row in psql(&db, &probe.sql)? {
+                out.push(Finding { node: leader.clone(), what: (probe.what)(&db, &row), fix: (probe.fix)(&db, &row), blocks: probe.blocks });
             }
         }
     }

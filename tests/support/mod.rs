@@ -99,3 +99,17 @@ pub fn configured(script: &str) -> (String, String) {
     let hba = w.pop().unwrap();
     (w.pop().unwrap(), hba)
 }
+
+/// Writes executable scripts (name, text) into DIR/bin, where a test puts
+/// them first on PATH in place of the real programs; returns DIR/bin.
+pub fn fake_programs(dir: &Path, programs: &[(&str, &str)]) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for (name, text) in programs {
+        let p = bin.join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    bin
+}
