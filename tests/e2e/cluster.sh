@@ -7,6 +7,7 @@
 #   tests/e2e/cluster.sh SPEC
 #   E2E_RESETS="snapshot data" tests/e2e/cluster.sh SPEC   # keep both known states, reset with each
 #   E2E_REPROVISION=1 tests/e2e/cluster.sh SPEC            # also: provisioning twice is a no-op
+#   E2E_UPGRADE="15:link" tests/e2e/cluster.sh SPEC        # also: upgrade.sh on the same machines, before destroy
 #
 # Run it inside the lab (`lab/lab.sh exec tests/e2e/cluster.sh SPEC`).
 set -euo pipefail
@@ -147,6 +148,12 @@ while IFS='=' read -r _ pw; do
   fi
 done < "$workdir/secrets/passwords"
 [ "$(stat -c %a "$workdir/secrets/passwords")" = 600 ] || fail "secrets/passwords is not mode 600"
+
+if [ -n "${E2E_UPGRADE:-}" ]; then
+  # The same machines serve the upgrade drill (VMs take minutes to come up).
+  # shellcheck disable=SC2086 # one word per TO:METHOD
+  E2E_REUSE=1 "$(dirname "$0")/upgrade.sh" "$spec" $E2E_UPGRADE
+fi
 
 timed "$CL" destroy "$spec"
 trap - EXIT

@@ -11,6 +11,7 @@
 # fixed; the hash index must answer on the new major.
 #
 #   tests/e2e/upgrade.sh SPEC TO:METHOD...    (inside the lab)
+#   E2E_REUSE=1 tests/e2e/upgrade.sh ...      on a cluster that is up (cluster.sh's E2E_UPGRADE)
 set -euo pipefail
 spec=$1
 shift
@@ -18,7 +19,10 @@ shift
 . "$(dirname "$0")/lib.sh"
 say() { echo "upgrade[$name]: $*"; }
 fail() { say "FAILED: $*"; exit 1; }
-trap '"$CL" -q destroy "$spec" >/dev/null 2>&1 || true' EXIT
+# E2E_REUSE=1: the cluster is up already, and its owner destroys it.
+if [ "${E2E_REUSE:-0}" != 1 ]; then
+  trap '"$CL" -q destroy "$spec" >/dev/null 2>&1 || true' EXIT
+fi
 from=$(field 'p["version"]')
 nodes=$(field '" ".join(n["name"] for n in p["nodes"])')
 sql() { "$CL" sql "$spec" "$@"; }
@@ -39,7 +43,7 @@ same_everywhere() {
   done
 }
 
-"$CL" up "$spec"
+[ "${E2E_REUSE:-0}" = 1 ] || "$CL" up "$spec"
 for pair in "$@"; do
   to=${pair%%:*} method=${pair##*:}
   sql "CREATE TABLE accounts (id int PRIMARY KEY, owner text, balance numeric)"
