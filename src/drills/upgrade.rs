@@ -44,7 +44,7 @@ pub(super) fn run(ctx: &Ctx, c: &Cluster, a: &UpgradeArgs) -> Result<String> {
     let new = Facts::for_major(to);
     // The spec's cluster on the new major: a spec the new major cannot run is refused here.
     let target = c.live_plan(&Topology { major: Some(new.major.clone()), ..d.live.clone() })?;
-    let mut findings = upgrade_check::carried(&d, &new, a.method.programs())?;
+    let mut findings = upgrade_check::carried(&d, &from, &new, a.method)?;
     findings.extend(upgrade_check::findings(&d, &from, &new, a.method)?);
     let blocking: Vec<&Finding> = findings.iter().filter(|f| f.blocks).collect();
     let report = upgrade_check::table(&findings);

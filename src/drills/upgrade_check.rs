@@ -65,33 +65,51 @@ pub fn table(findings: &[Finding]) -> String {
     out
 }
 
-/// Every node's box carries the new major (the leader also the programs `programs` names).
-pub fn carried(d: &DrillCtx, new: &Facts, programs: &[&str]) -> Result<Vec<Finding>> {
+/// The programs missing in DIR on a node (each one checked with `test -x`).
+fn missing(d: &DrillCtx, node: &str, dir: &str, programs: &[&str]) -> Result<Vec<String>> {
+    let mut args = vec!["sh", "-c", r#"d=$1; shift; for p; do [ -x "$d/$p" ] || echo "$p"; done"#, "sh", dir];
+    args.extend_from_slice(programs);
+    let out = d.p.exec(d.machine(node), &args)?;
+    Ok(out.stdout.split_whitespace().map(str::to_string).collect())
+}
+
+/// Every node's box carries the new major (the leader also the programs the
+/// method runs); for pg_upgrade, the leader's old major has the programs
+/// pg_upgrade runs of it (https://www.postgresql.org/docs/current/pgupgrade.html:
+/// the old cluster's bin directory), which server-only builds lack.
+pub fn carried(d: &DrillCtx, from: &Facts, new: &Facts, method: Method) -> Result<Vec<Finding>> {
     let nodes: Vec<(&str, Role)> = d.plan.nodes.iter().map(|n| (n.name.as_str(), n.role)).collect();
-    let missing = parallel(&nodes, |(name, role)| {
-        let wanted: &[&str] = if *role == Role::Leader { programs } else { &["postgres", "initdb"] };
-        let mut args = vec!["sh", "-c", r#"d=$1; shift; for p; do [ -x "$d/$p" ] || echo "$p"; done"#, "sh", new.bin_dir.as_str()];
-        args.extend_from_slice(wanted);
-        let out = d.p.exec(d.machine(name), &args)?;
-        Ok(out.stdout.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+    let gaps = parallel(&nodes, |(name, role)| {
+        let wanted: &[&str] = if *role == Role::Leader { method.programs() } else { &["postgres", "initdb"] };
+        missing(d, name, &new.bin_dir, wanted)
     })?;
-    Ok(nodes
+    let mut out: Vec<Finding> = nodes
         .iter()
-        .zip(missing)
+        .zip(gaps)
         .filter(|(_, m)| !m.is_empty())
         .map(|((name, _), m)| Finding {
             node: name.to_string(),
             what: format!("PostgreSQL {} is not in this node's box ({} missing in {})", new.major, m.join(", "), new.bin_dir),
             fix: format!(
                 "build a box that carries it, e.g. `clusterlab box build --provider {} --postgres {} ... --with {}` (`--with {}=FILE` for a server tarball), name it in the spec's `box:`, `clusterlab destroy` and `up` again",
-                d.plan.provider,
-                d.c.plan.version,
-                new.major,
-                new.major
+                d.plan.provider, d.c.plan.version, new.major, new.major
             ),
             blocks: true,
         })
-        .collect())
+        .collect();
+    if matches!(method, Method::Link | Method::Copy) {
+        let leader = &d.plan.leader().name;
+        let gaps = missing(d, leader, &from.bin_dir, &["postgres", "pg_ctl", "pg_controldata"])?;
+        if !gaps.is_empty() {
+            out.push(Finding {
+                node: leader.clone(),
+                what: format!("pg_upgrade runs the old major's {}, which this build of PostgreSQL {} lacks (a server-only build)", gaps.join(", "), from.major),
+                fix: format!("use --method dump or logical, or a box whose {} is a full build (Debian's package, or --source)", from.major),
+                blocks: true,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// One question to every database of the old leader: the SQL lists what it
