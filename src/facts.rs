@@ -100,6 +100,21 @@ pub struct Facts {
     pub lsn_diff_fn: &'static str,
     pub replay_lsn_column: &'static str,
     pub wal_dir: &'static str,
+    /// `pg_stat_replication.replay_lag` (with write_lag and flush_lag) exists from 10
+    /// (https://www.postgresql.org/docs/10/monitoring-stats.html#PG-STAT-REPLICATION-VIEW);
+    /// before, verify reports a follower's lag in bytes only.
+    pub has_replay_lag: bool,
+    /// `pg_replication_slots.wal_status` (reserved, extended, unreserved, lost) exists
+    /// from 13 (https://www.postgresql.org/docs/13/view-pg-replication-slots.html).
+    pub has_slot_wal_status: bool,
+    /// `pg_control_checkpoint()`, whose `timeline_id` is the timeline of the last
+    /// checkpoint (on a standby: restartpoint), exists from 9.6
+    /// (https://www.postgresql.org/docs/9.6/functions-info.html#FUNCTIONS-CONTROLDATA).
+    pub has_pg_control_checkpoint: bool,
+    /// The `pg_stat_wal_receiver` view, whose `received_tli` is the timeline a
+    /// standby streams on, exists from 9.6
+    /// (https://www.postgresql.org/docs/9.6/monitoring-stats.html#PG-STAT-WAL-RECEIVER-VIEW).
+    pub has_wal_receiver_view: bool,
     /// From 10 the role `pg_monitor` lets a non-superuser read pg_stat_replication
     /// in full (https://www.postgresql.org/docs/10/release-10.html, "Add default monitoring roles").
     pub has_pg_monitor: bool,
@@ -269,6 +284,10 @@ impl Facts {
             lsn_diff_fn: if v < 1000 { "pg_xlog_location_diff" } else { "pg_wal_lsn_diff" },
             replay_lsn_column: if v < 1000 { "replay_location" } else { "replay_lsn" },
             wal_dir: if v < 1000 { "pg_xlog" } else { "pg_wal" },
+            has_replay_lag: v >= 1000,
+            has_slot_wal_status: v >= 1300,
+            has_pg_control_checkpoint: v >= 906,
+            has_wal_receiver_view: v >= 906,
             switch_wal_fn: if v < 1000 { "pg_switch_xlog" } else { "pg_switch_wal" },
             walfile_name_fn: if v < 1000 { "pg_xlogfile_name" } else { "pg_walfile_name" },
             backup_wal_flag: if v < 1000 { "--xlog-method=fetch" } else { "--wal-method=stream" },
@@ -391,6 +410,16 @@ mod tests {
         assert_eq!(f("10").receive_lsn_fn, "pg_last_wal_receive_lsn");
         assert_eq!(f("9.6").wal_dir, "pg_xlog");
         assert_eq!(f("10").wal_dir, "pg_wal");
+    }
+
+    #[test]
+    fn monitoring_views_per_major() {
+        assert!(!f("9.6").has_replay_lag && f("10").has_replay_lag);
+        assert!(!f("12").has_slot_wal_status && f("13").has_slot_wal_status);
+        assert!(!f("9.5").has_pg_control_checkpoint && f("9.6").has_pg_control_checkpoint);
+        assert!(!f("9.5").has_wal_receiver_view && f("9.6").has_wal_receiver_view);
+        assert_eq!((f("9.6").replay_lsn_column, f("10").replay_lsn_column), ("replay_location", "replay_lsn"));
+        assert_eq!((f("9.6").lsn_diff_fn, f("10").lsn_diff_fn), ("pg_xlog_location_diff", "pg_wal_lsn_diff"));
     }
 
     #[test]

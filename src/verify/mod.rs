@@ -2,39 +2,22 @@
 //! edge of the topology the upstream sees the follower streaming (and its slot
 //! active), every follower is in recovery, and a row written on the leader is
 //! read back on every follower. All from the host, over the private network,
-//! nodes in parallel, polled until a deadline.
+//! nodes in parallel, polled until a deadline. On the way it reads what a
+//! DBA looks at next (lag, WAL held by slots, the archiver, timelines:
+//! `metrics`) and names what needs care without failing (`report`).
+
+pub mod metrics;
+mod report;
+
+pub use report::{NodeReport, Report};
 
 use crate::error::{Error, Result};
 use crate::plan::{Node, Plan, Role};
 use crate::quote;
 use crate::runner::parallel;
-use serde::Serialize;
+use metrics::NodeView;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-#[derive(Debug, Clone, Serialize, Default)]
-pub struct NodeReport {
-    pub node: String,
-    pub role: Role,
-    pub upstream: Option<String>,
-    pub address: String,
-    pub in_recovery: Option<bool>,
-    /// `state` in the upstream's pg_stat_replication (followers only).
-    pub streaming: Option<String>,
-    pub sync_state: Option<String>,
-    pub slot_active: Option<bool>,
-    /// Milliseconds until the leader's test row was readable here.
-    pub row_ms: Option<u64>,
-    pub problems: Vec<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Report {
-    pub cluster: String,
-    pub ok: bool,
-    pub elapsed_ms: u64,
-    pub nodes: Vec<NodeReport>,
-}
 
 pub fn connect(node: &Node, password: &str, plan: &Plan, timeout: Duration) -> Result<postgres::Client> {
     connect_as(&node.address, plan.lab_user, password, plan.lab_database, "clusterlab", timeout)
@@ -81,20 +64,16 @@ fn connect_until(node: &Node, password: &str, plan: &Plan, deadline: Instant) ->
     unreachable!("the loop returns")
 }
 
-/// What one node says: in recovery?, its walsenders (application_name, state,
-/// sync_state), its physical slots (name, active).
-type NodeView = (bool, Vec<(String, String, String)>, Vec<(String, bool)>);
-
 /// Runs `sql` (one or more statements) in one round trip and returns each
 /// statement's rows, as text. A prepared query costs two round trips, and a
 /// guest under emulation takes tens of milliseconds for each: verify runs on
 /// the hot path of `reset`.
-fn simple(c: &mut postgres::Client, sql: &str) -> Result<Vec<Vec<Vec<String>>>> {
+fn simple(c: &mut postgres::Client, sql: &str) -> Result<Vec<metrics::Rows>> {
     let mut results = vec![Vec::new()];
     for message in c.simple_query(sql).map_err(pg)? {
         match message {
             postgres::SimpleQueryMessage::Row(row) => {
-                let values = (0..row.len()).map(|i| row.get(i).unwrap_or_default().to_string()).collect();
+                let values = (0..row.len()).map(|i| row.get(i).map(str::to_string)).collect();
                 results.last_mut().expect("never empty").push(values);
             }
             postgres::SimpleQueryMessage::CommandComplete(_) => results.push(Vec::new()),
@@ -105,18 +84,9 @@ fn simple(c: &mut postgres::Client, sql: &str) -> Result<Vec<Vec<Vec<String>>>> 
     Ok(results)
 }
 
-fn node_view(c: &mut postgres::Client) -> Result<NodeView> {
-    let r = simple(
-        c,
-        "SELECT pg_is_in_recovery(); \
-         SELECT coalesce(application_name, ''), coalesce(state, ''), coalesce(sync_state, '') FROM pg_stat_replication; \
-         SELECT slot_name::text, active FROM pg_replication_slots WHERE slot_type = 'physical'",
-    )?;
-    let [recovery, repl, slots] = <[_; 3]>::try_from(r).map_err(|r| Error::Verify(format!("expected 3 results, got {}", r.len())))?;
-    let in_recovery = recovery.first().and_then(|row| row.first()).is_some_and(|v| v == "t");
-    let repl = repl.into_iter().map(|mut row| (std::mem::take(&mut row[0]), std::mem::take(&mut row[1]), std::mem::take(&mut row[2]))).collect();
-    let slots = slots.into_iter().map(|mut row| (std::mem::take(&mut row[0]), row[1] == "t")).collect();
-    Ok((in_recovery, repl, slots))
+/// The node's view, in one round trip (see `metrics::view_sql`).
+fn node_view(c: &mut postgres::Client, sql: &str) -> Result<NodeView> {
+    metrics::parse_view(simple(c, sql)?)
 }
 
 /// Runs `f` on its own thread and gives up on it at `deadline`: a frozen
@@ -254,17 +224,18 @@ fn settled_views(plan: &Plan, password: &str, start: Instant, deadline: Instant)
     parallel(&plan.nodes, |n| -> Result<(Mutex<postgres::Client>, NodeView)> {
         let mut c = connect_until(n, password, plan, deadline)?;
         tracing::debug!(node = %n.name, elapsed_ms = start.elapsed().as_millis() as u64, "connected");
+        let sql = metrics::view_sql(&plan.facts);
         loop {
-            let (in_recovery, repl, slots) = node_view(&mut c)?;
+            let view = node_view(&mut c, &sql)?;
             let children: Vec<&Node> = plan.nodes.iter().filter(|m| m.upstream.as_deref() == Some(n.name.as_str())).collect();
             let settled = children.iter().all(|ch| {
                 // A standby named synchronous a moment ago (a drill rewrote
                 // synchronous_standby_names) shows as such once its walsender reloads.
-                repl.iter().any(|(app, st, sync)| app == &ch.name && st == "streaming" && (!ch.sync || sync != "async"))
-                    && ch.slot.as_ref().is_none_or(|s| slots.iter().any(|(name, active)| name == s && *active))
+                view.walsenders.iter().any(|w| w.application_name == ch.name && w.state == "streaming" && (!ch.sync || w.sync_state != "async"))
+                    && ch.slot.as_ref().is_none_or(|s| view.slots.iter().any(|slot| &slot.name == s && slot.active))
             });
             if settled || Instant::now() >= deadline {
-                return Ok((Mutex::new(c), (in_recovery, repl, slots)));
+                return Ok((Mutex::new(c), view));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -283,42 +254,56 @@ fn unreachable_nodes(plan: &Plan, password: &str, reports: &mut [NodeReport], e:
     }
 }
 
-/// Each node's role against its recovery state, and each follower as its upstream sees it.
+/// Each node's role against its recovery state, each follower as its
+/// upstream sees it, and what each node's own view deserves a word on.
 fn check_views(plan: &Plan, per_node: &[NodeView], reports: &mut [NodeReport]) {
     for (i, n) in plan.nodes.iter().enumerate() {
-        let (in_recovery, _, _) = &per_node[i];
+        let view = &per_node[i];
         let r = &mut reports[i];
-        r.in_recovery = Some(*in_recovery);
-        match (n.role, in_recovery) {
+        r.in_recovery = Some(view.in_recovery);
+        r.timeline = view.timeline;
+        r.slots = view.slots.clone();
+        r.archiver = view.archiver.clone();
+        match (n.role, view.in_recovery) {
             (Role::Leader, true) => r.problems.push("the leader is in recovery".into()),
             (Role::Follower, false) => r.problems.push("not in recovery: this follower was promoted or never became a standby".into()),
             _ => {}
         }
+        let used: Vec<&str> = plan.nodes.iter().filter(|m| m.upstream.as_deref() == Some(n.name.as_str())).filter_map(|m| m.slot.as_deref()).collect();
+        r.warnings = metrics::warnings(view, &used);
         if let Some(up) = &n.upstream {
             let ui = plan.nodes.iter().position(|m| &m.name == up).unwrap();
-            let (_, repl, slots) = &per_node[ui];
-            match repl.iter().find(|(app, _, _)| app == &n.name) {
-                Some((_, st, sync)) => {
-                    r.streaming = Some(st.clone());
-                    r.sync_state = Some(sync.clone());
-                    if st != "streaming" {
-                        r.problems.push(format!("{up} reports it as `{st}`, not streaming"));
-                    }
-                    if n.sync && sync == "async" {
-                        r.problems.push(format!("expected a synchronous standby, {up} reports `async`"));
-                    }
-                }
-                None => r.problems.push(format!("{up}'s pg_stat_replication does not list it")),
+            check_edge(n, up, &per_node[ui], r);
+        }
+    }
+}
+
+/// A follower as its upstream's view shows it: streaming, in sync where
+/// asked, its lag, its slot active.
+fn check_edge(n: &Node, up: &str, upstream: &NodeView, r: &mut NodeReport) {
+    match upstream.walsenders.iter().find(|w| w.application_name == n.name) {
+        Some(w) => {
+            r.streaming = Some(w.state.clone());
+            r.sync_state = Some(w.sync_state.clone());
+            r.lag_bytes = w.lag_bytes;
+            r.lag_seconds = w.lag_seconds;
+            if w.state != "streaming" {
+                r.problems.push(format!("{up} reports it as `{}`, not streaming", w.state));
             }
-            if let Some(slot) = &n.slot {
-                let active = slots.iter().find(|(s, _)| s == slot).map(|(_, a)| *a);
-                r.slot_active = active;
-                match active {
-                    Some(true) => {}
-                    Some(false) => r.problems.push(format!("slot {slot} on {up} is not active")),
-                    None => r.problems.push(format!("slot {slot} does not exist on {up}")),
-                }
+            if n.sync && w.sync_state == "async" {
+                r.problems.push(format!("expected a synchronous standby, {up} reports `async`"));
             }
+        }
+        None => r.problems.push(format!("{up}'s pg_stat_replication does not list it")),
+    }
+    if let Some(slot) = &n.slot {
+        let active = upstream.slots.iter().find(|s| &s.name == slot).map(|s| s.active);
+        r.slot = Some(slot.clone());
+        r.slot_active = active;
+        match active {
+            Some(true) => {}
+            Some(false) => r.problems.push(format!("slot {slot} on {up} is not active")),
+            None => r.problems.push(format!("slot {slot} does not exist on {up}")),
         }
     }
 }
@@ -337,7 +322,7 @@ fn row_arrives(plan: &Plan, clients: &[Mutex<postgres::Client>], t: &Timing, rep
             facts.current_lsn_fn
         );
         let results = simple(&mut client(plan.leader()), &sql)?;
-        results.last().and_then(|rows| rows.first()).and_then(|row| row.first()).cloned().ok_or_else(|| Error::Verify("the leader returned no LSN".into()))
+        results.last().and_then(|rows| rows.first()).and_then(|row| row.first()).cloned().flatten().ok_or_else(|| Error::Verify("the leader returned no LSN".into()))
     })();
     let lsn = match lsn {
         Ok(l) => l,
@@ -392,48 +377,5 @@ fn finish(plan: &Plan, nodes: Vec<NodeReport>, start: Instant) -> Report {
         ok: nodes.iter().all(|n| n.problems.is_empty()),
         elapsed_ms: start.elapsed().as_millis() as u64,
         nodes,
-    }
-}
-
-impl Report {
-    pub fn table(&self) -> String {
-        let mut rows = vec![["NODE", "ROLE", "UPSTREAM", "RECOVERY", "STREAMING", "SLOT", "ROW", "PROBLEMS"].map(String::from).to_vec()];
-        for n in &self.nodes {
-            let yn = |b: Option<bool>, y: &str, no: &str| b.map(|b| if b { y } else { no }).unwrap_or("-").to_string();
-            rows.push(vec![
-                n.node.clone(),
-                n.role.as_str().to_string(),
-                n.upstream.clone().unwrap_or_else(|| "-".into()),
-                yn(n.in_recovery, "yes", "no"),
-                match (&n.streaming, &n.sync_state) {
-                    (Some(s), Some(sync)) if sync != "async" && !sync.is_empty() => format!("{s} ({sync})"),
-                    (Some(s), _) => s.clone(),
-                    _ => "-".into(),
-                },
-                yn(n.slot_active, "active", "inactive"),
-                match (n.role, n.row_ms) {
-                    (Role::Leader, _) => "written".into(),
-                    (_, Some(ms)) => format!("{ms} ms"),
-                    _ => "-".into(),
-                },
-                if n.problems.is_empty() { "ok".into() } else { n.problems.join("; ") },
-            ]);
-        }
-        let widths: Vec<usize> = (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap()).collect();
-        let mut out = String::new();
-        for r in rows {
-            let line: Vec<String> = r.iter().zip(&widths).map(|(v, w)| format!("{v:<w$}")).collect();
-            out.push_str(line.join("  ").trim_end());
-            out.push('\n');
-        }
-        out
-    }
-
-    pub fn into_result(self) -> Result<Report> {
-        if self.ok {
-            return Ok(self);
-        }
-        let first = self.nodes.iter().find(|n| !n.problems.is_empty()).map(|n| format!("{}: {}", n.node, n.problems.join("; "))).unwrap_or_default();
-        Err(Error::Verify(first))
     }
 }
