@@ -415,6 +415,8 @@ impl Cluster {
     /// Before a reset: undo what `fault pause` and `fault partition` did (a
     /// frozen container cannot even be asked to stop).
     fn thaw_all(&self, p: &dyn Machines, st: &mut State) -> Result<()> {
+        // The known state's postgresql.auto.conf has the configured archive_command.
+        st.archive_failing.clear();
         for name in std::mem::take(&mut st.frozen) {
             if let Some(n) = self.plan.node(&name) {
                 p.freeze(n, false)?;
@@ -492,6 +494,9 @@ impl StatusReport {
                 }
                 if !s.partitioned.is_empty() {
                     out += &format!("cut off from the other nodes: {} (`clusterlab fault SPEC NODE heal`)\n", s.partitioned.join(", "));
+                }
+                if !s.archive_failing.is_empty() {
+                    out += &format!("archive_command failing: {} (`clusterlab fault SPEC NODE heal`)\n", s.archive_failing.join(", "));
                 }
                 if !s.frozen.is_empty() {
                     out += &format!("frozen: {} (`clusterlab fault SPEC NODE heal`)\n", s.frozen.join(", "));

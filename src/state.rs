@@ -33,6 +33,9 @@ pub struct State {
     /// Nodes that `fault pause` froze.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub frozen: Vec<String>,
+    /// Nodes whose archive_command `fault archive-fail` made fail.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub archive_failing: Vec<String>,
     pub updated_at: u64,
     /// Set for --dry-run: nothing really happened, so nothing is recorded.
     #[serde(skip)]

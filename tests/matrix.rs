@@ -6,14 +6,7 @@ use assert_cmd::Command;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-const BASE: &str = "\
-name: base
-version: 15
-box: clusterlab/bookworm-pg15
-provider: docker
-network: 10.42.15.0/24
-topology: {followers: 2}
-";
+use support::BASE_SPEC as BASE;
 
 /// A temp dir with `base.yaml` and `m.matrix.yaml` holding `matrix`.
 fn setup(matrix: &str) -> tempfile::TempDir {

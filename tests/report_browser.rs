@@ -14,14 +14,7 @@ use std::path::{Path, PathBuf};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-const BASE: &str = "\
-name: base
-version: 15
-box: clusterlab/bookworm-pg15
-provider: docker
-network: 10.42.15.0/24
-topology: {followers: 2}
-";
+use support::BASE_SPEC as BASE;
 
 /// Two majors; a writes check that lost rows on 13 and none on 15; a step
 /// whose name needs escaping and that fails on 13. The sleeps give the

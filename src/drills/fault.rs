@@ -3,7 +3,7 @@
 
 use super::context::DrillCtx;
 use crate::cluster::{Cluster, Ctx};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::state::Operation;
 
 /// What `fault` can do to a node.
@@ -17,19 +17,72 @@ pub enum Fault {
     Pause,
     /// Cut the node off from the other nodes, both ways (the host still reaches it).
     Partition,
-    /// Undo pause, partition and stop (a killed server is started again too).
+    /// archive_command fails from now on (the node must archive: `replication.archive: true`).
+    ArchiveFail,
+    /// Stop a follower and keep its slot on its upstream, which then holds WAL back.
+    SlotHold,
+    /// Undo pause, partition, archive-fail, stop and slot-hold (a killed server is started again too).
     Heal,
 }
 
-/// The topology is unchanged: a broken node is still where it was.
-pub(super) fn run(ctx: &Ctx, c: &Cluster, node: &str, fault: Fault) -> Result<()> {
+/// The topology is unchanged: a broken node is still where it was. Returns
+/// what a DBA will see.
+pub(super) fn run(ctx: &Ctx, c: &Cluster, node: &str, fault: Fault) -> Result<String> {
     c.node_named(node)?;
     let vagrant = c.vagrant(ctx);
     let mut d = DrillCtx::begin(ctx, c, &vagrant, Operation::Fault, "break")?;
-    d.recorded(|d| {
+    refuse(&d, node, fault)?;
+    let said = d.recorded(|d| {
         apply(d, node, fault)?;
-        d.st.save(&d.c.workdir)
-    })
+        d.st.save(&d.c.workdir)?;
+        Ok(symptom(d, node, fault))
+    })?;
+    if !said.is_empty() && !ctx.quiet {
+        println!("{said}");
+    }
+    Ok(said)
+}
+
+fn refuse(d: &DrillCtx, node: &str, fault: Fault) -> Result<()> {
+    let planned = d.plan.node(node);
+    match fault {
+        Fault::ArchiveFail if !d.plan.archive => Err(Error::usage(
+            format!("cluster {} does not archive WAL", d.c.plan.name),
+            "set `replication.archive: true` in the spec (and `up` again) to practise a failing archive",
+        )),
+        Fault::ArchiveFail if d.plan.leader().name != node => Err(Error::usage(
+            format!("{node} does not archive: only the leader {} does (archive_mode = on)", d.plan.leader().name),
+            format!("`clusterlab fault SPEC {} archive-fail`", d.plan.leader().name),
+        )),
+        Fault::SlotHold if planned.is_none_or(|n| n.slot.is_none()) => Err(Error::usage(
+            format!("{node} streams through no slot on an upstream (it leads, is outside the topology, or the spec has `slots: false`)"),
+            "name a follower of a spec with `replication.slots: true`",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// What the fault did and what PostgreSQL shows for it.
+fn symptom(d: &DrillCtx, node: &str, fault: Fault) -> String {
+    match fault {
+        Fault::ArchiveFail => format!(
+            "{node}: archive_command fails from now on (`false`); PostgreSQL logs \"archive command failed with exit code 1\", \
+             pg_stat_archiver.failed_count grows and WAL stays in {} (`clusterlab verify SPEC` names it); \
+             `clusterlab fault SPEC {node} heal` lets the archiver catch up",
+            d.plan.facts.wal_dir
+        ),
+        Fault::SlotHold => {
+            let n = d.plan.node(node).expect("refused otherwise");
+            format!(
+                "{node} stopped; its slot {} on {} keeps the WAL it has not received (`clusterlab verify SPEC`: WAL-HELD grows{}); \
+                 `clusterlab fault SPEC {node} heal` starts it again, `clusterlab rejoin SPEC {node}` clones it again if its WAL is gone",
+                n.slot.as_deref().unwrap_or_default(),
+                n.upstream.as_deref().unwrap_or_default(),
+                if d.plan.facts.has_slot_wal_status { "; with max_slot_wal_keep_size set, the slot is lost (wal_status lost) once it passes it" } else { ", without a limit before 13" }
+            )
+        }
+        _ => String::new(),
+    }
 }
 
 fn apply(d: &mut DrillCtx, node: &str, fault: Fault) -> Result<()> {
@@ -48,6 +101,13 @@ fn apply(d: &mut DrillCtx, node: &str, fault: Fault) -> Result<()> {
             d.st.partitioned.push(node.to_string());
         }
         Fault::Pause | Fault::Partition => {}
+        Fault::ArchiveFail => {
+            d.p.exec(n, &["clusterlab-pg", "archive-fail", "on"])?;
+            if !d.st.archive_failing.iter().any(|a| a == node) {
+                d.st.archive_failing.push(node.to_string());
+            }
+        }
+        Fault::SlotHold => d.node_ctl(node, "stop")?,
         Fault::Heal => {
             if frozen {
                 d.p.freeze(n, false)?;
@@ -58,6 +118,10 @@ fn apply(d: &mut DrillCtx, node: &str, fault: Fault) -> Result<()> {
                 d.st.partitioned.retain(|x| x != node);
             }
             d.node_ctl(node, "start")?;
+            if d.st.archive_failing.iter().any(|a| a == node) {
+                d.p.exec(n, &["clusterlab-pg", "archive-fail", "off"])?;
+                d.st.archive_failing.retain(|a| a != node);
+            }
         }
     }
     Ok(())

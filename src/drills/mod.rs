@@ -106,7 +106,7 @@ impl Drill {
             Drill::Promote(a) => promote::run(ctx, c, &a.node, if a.keep_old_leader { Handover::Split } else { Handover::Failover }).map(|_| String::new()),
             Drill::Switchover(a) => promote::run(ctx, c, &a.node, Handover::Switchover).map(|_| String::new()),
             Drill::Rejoin(a) => rejoin::run(ctx, c, &a.node).map(|_| String::new()),
-            Drill::Fault(a) => fault::run(ctx, c, &a.node, a.fault).map(|_| String::new()),
+            Drill::Fault(a) => fault::run(ctx, c, &a.node, a.fault),
             Drill::Backup(a) => backup::run(ctx, c, a).map(|m| m.summary()),
             Drill::Restore(a) => restore::run(ctx, c, a),
             Drill::Writes(a) => writes::run(ctx, c, a),
@@ -136,6 +136,10 @@ mod tests {
         assert_eq!(r.target(), Some(("time", "2026-11-26 10:00:00+00")), "a quoted value stays one word");
         let Ok(Drill::Writes(w)) = Drill::parse("writes check --strict --json") else { panic!("writes check parses") };
         assert!(w.action == WritesAction::Check && w.strict && w.json);
+        assert_eq!(Drill::parse("fault pg1 archive-fail"), Ok(Drill::Fault(FaultArgs { node: "pg1".into(), fault: Fault::ArchiveFail })));
+        assert_eq!(Drill::parse("fault pg3 slot-hold"), Ok(Drill::Fault(FaultArgs { node: "pg3".into(), fault: Fault::SlotHold })));
+        let Ok(Drill::Upgrade(u)) = Drill::parse("upgrade --to 18 --method logical --check") else { panic!("upgrade parses") };
+        assert!(u.to == "18" && u.method == UpgradeMethod::Logical && u.check);
         let e = Drill::parse("fault pg1 explode").unwrap_err();
         assert!(e.contains("not a drill") && e.contains("'explode'") && e.contains("kill, stop, pause"), "{e}");
         assert!(Drill::parse("promote").is_err());

@@ -200,6 +200,7 @@ fn blank_reports(plan: &Plan) -> Vec<NodeReport> {
             role: n.role,
             upstream: n.upstream.clone(),
             address: n.address.clone(),
+            slot: n.slot.clone(),
             ..Default::default()
         })
         .collect()
@@ -242,11 +243,24 @@ fn settled_views(plan: &Plan, password: &str, start: Instant, deadline: Instant)
     })
 }
 
-/// After phase 1 failed: which nodes are unreachable, one line each.
+/// After phase 1 failed: which nodes are unreachable, one line each; the
+/// others still say what they see (a stopped follower's slot holding WAL on
+/// its upstream is what `fault slot-hold` is there to show).
 fn unreachable_nodes(plan: &Plan, password: &str, reports: &mut [NodeReport], e: &Error) {
+    let sql = metrics::view_sql(&plan.facts);
     for (r, n) in reports.iter_mut().zip(&plan.nodes) {
-        if let Err(e) = connect(n, password, plan, Duration::from_secs(2)) {
-            r.problems.push(e.to_string().trim_start_matches("verify failed: ").to_string());
+        match connect(n, password, plan, Duration::from_secs(2)) {
+            Err(e) => r.problems.push(e.to_string().trim_start_matches("verify failed: ").to_string()),
+            Ok(mut c) => {
+                if let Ok(view) = node_view(&mut c, &sql) {
+                    let used: Vec<&str> = plan.nodes.iter().filter(|m| m.upstream.as_deref() == Some(n.name.as_str())).filter_map(|m| m.slot.as_deref()).collect();
+                    r.warnings = metrics::warnings(&view, &used);
+                    r.in_recovery = Some(view.in_recovery);
+                    r.timeline = view.timeline;
+                    r.slots = view.slots;
+                    r.archiver = view.archiver;
+                }
+            }
         }
     }
     if reports.iter().all(|r| r.problems.is_empty()) {

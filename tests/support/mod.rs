@@ -113,3 +113,13 @@ pub fn fake_programs(dir: &Path, programs: &[(&str, &str)]) -> std::path::PathBu
     }
     bin
 }
+
+/// The base spec of the matrix tests: PostgreSQL 15 on docker, a leader and two followers.
+pub const BASE_SPEC: &str = "\
+name: base
+version: 15
+box: clusterlab/bookworm-pg15
+provider: docker
+network: 10.42.15.0/24
+topology: {followers: 2}
+";
