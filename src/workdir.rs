@@ -40,8 +40,16 @@ impl Workdir {
             let content = std::fs::read_to_string(&sql.source).map_err(|e| Error::io(&sql.source, e))?;
             all.push(File { path: Path::new("sql").join(&sql.name), content, executable: false });
         }
+        let written = self.write_files(&all)?;
+        self.ensure_secrets()?;
+        Ok(written)
+    }
+
+    /// Writes files under the working directory (atomically, with their
+    /// modes), leaving alone those that already have their content.
+    pub fn write_files(&self, files: &[File]) -> Result<Vec<PathBuf>> {
         let mut written = Vec::new();
-        for f in &all {
+        for f in files {
             let p = self.path(&f.path);
             if let Some(parent) = p.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
@@ -53,7 +61,6 @@ impl Workdir {
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).map_err(|e| Error::io(&p, e))?;
             written.push(p);
         }
-        self.ensure_secrets()?;
         Ok(written)
     }
 

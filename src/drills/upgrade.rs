@@ -97,11 +97,7 @@ fn refuse(d: &DrillCtx, from: &Facts, to: Major, method: Method) -> Result<()> {
 /// The upgrade itself; returns the topology it leaves (the same, on the new major).
 fn upgrade(d: &mut DrillCtx, target: &Plan, from: Facts, method: Method) -> Result<Topology> {
     let files = Renderer::new(d.ctx.templates.as_deref())?.render_upgrade(target, &Upgrade { from, method: method.as_str() })?;
-    for f in &files {
-        let path = d.c.workdir.path(&f.path);
-        std::fs::create_dir_all(path.parent().expect("under the workdir")).map_err(|e| Error::io(&path, e))?;
-        std::fs::write(&path, &f.content).map_err(|e| Error::io(&path, e))?;
-    }
+    d.c.workdir.write_files(&files)?;
     let script = |name: &str| d.c.workdir.path(format!("upgrade/{name}.sh"));
     let followers: Vec<&str> = target.nodes.iter().filter(|n| n.role != Role::Leader).map(|n| n.name.as_str()).collect();
     d.enter(Operation::Upgrade, Phase::Upgrading, Some("stop the followers"))?;
