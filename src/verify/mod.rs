@@ -253,12 +253,7 @@ fn unreachable_nodes(plan: &Plan, password: &str, reports: &mut [NodeReport], e:
             Err(e) => r.problems.push(e.to_string().trim_start_matches("verify failed: ").to_string()),
             Ok(mut c) => {
                 if let Ok(view) = node_view(&mut c, &sql) {
-                    let used: Vec<&str> = plan.nodes.iter().filter(|m| m.upstream.as_deref() == Some(n.name.as_str())).filter_map(|m| m.slot.as_deref()).collect();
-                    r.warnings = metrics::warnings(&view, &used);
-                    r.in_recovery = Some(view.in_recovery);
-                    r.timeline = view.timeline;
-                    r.slots = view.slots;
-                    r.archiver = view.archiver;
+                    own_view(plan, n, &view, r);
                 }
             }
         }
@@ -274,22 +269,28 @@ fn check_views(plan: &Plan, per_node: &[NodeView], reports: &mut [NodeReport]) {
     for (i, n) in plan.nodes.iter().enumerate() {
         let view = &per_node[i];
         let r = &mut reports[i];
-        r.in_recovery = Some(view.in_recovery);
-        r.timeline = view.timeline;
-        r.slots = view.slots.clone();
-        r.archiver = view.archiver.clone();
+        own_view(plan, n, view, r);
         match (n.role, view.in_recovery) {
             (Role::Leader, true) => r.problems.push("the leader is in recovery".into()),
             (Role::Follower, false) => r.problems.push("not in recovery: this follower was promoted or never became a standby".into()),
             _ => {}
         }
-        let used: Vec<&str> = plan.nodes.iter().filter(|m| m.upstream.as_deref() == Some(n.name.as_str())).filter_map(|m| m.slot.as_deref()).collect();
-        r.warnings = metrics::warnings(view, &used);
         if let Some(up) = &n.upstream {
             let ui = plan.nodes.iter().position(|m| &m.name == up).unwrap();
             check_edge(n, up, &per_node[ui], r);
         }
     }
+}
+
+/// What a node's own view says of it: recovery, timeline, slots, archiver,
+/// and the warnings they deserve (its followers' slots count as used).
+fn own_view(plan: &Plan, n: &Node, view: &NodeView, r: &mut NodeReport) {
+    let used: Vec<&str> = plan.nodes.iter().filter(|m| m.upstream.as_deref() == Some(n.name.as_str())).filter_map(|m| m.slot.as_deref()).collect();
+    r.warnings = metrics::warnings(view, &used);
+    r.in_recovery = Some(view.in_recovery);
+    r.timeline = view.timeline;
+    r.slots = view.slots.clone();
+    r.archiver = view.archiver.clone();
 }
 
 /// A follower as its upstream's view shows it: streaming, in sync where
