@@ -159,6 +159,10 @@ impl Cluster {
                 ctx.progress(start, &format!("provisioning {}", names.join(", ")));
                 parallel(&wave, |n| provider.provision(n))?;
             }
+            if ctx.runner.is_real() {
+                // Read once here and shown by `status`, which stays off the machines.
+                st.box_majors = box_majors(provider.as_ref(), self.plan.leader());
+            }
             if verify && ctx.runner.is_real() {
                 interrupted("up")?;
                 st.enter(&self.workdir, Operation::Up, Phase::Verifying, None)?;
@@ -371,19 +375,7 @@ impl Cluster {
             None => "nothing exists yet: `clusterlab up SPEC` creates the cluster".into(),
         };
         let topology = st.as_ref().and_then(|s| s.live.as_ref()).map(|l| l.tree(&Topology::of(&self.plan)));
-        // The majors the box carries (what `upgrade --to` can reach), from the leader's machine.
-        let box_majors = match self.plan.node(&live.leader().name) {
-            Some(n) if machines.iter().any(|(m, s)| m == &n.name && s == "running") => self
-                .exec_on(ctx, &n.name, &["ls", "/usr/lib/postgresql"])
-                .map(|o| {
-                    let mut m: Vec<String> = o.stdout.split_whitespace().map(str::to_string).collect();
-                    m.sort_by_key(|v| crate::facts::Major::parse(v));
-                    m
-                })
-                .unwrap_or_default(),
-            _ => Vec::new(),
-        };
-        StatusReport { cluster: self.plan.name.clone(), workdir: self.workdir.root.clone(), postgres: live.version.clone(), box_majors, state: st, nodes, next, topology }
+        StatusReport { cluster: self.plan.name.clone(), workdir: self.workdir.root.clone(), postgres: live.version.clone(), state: st, nodes, next, topology }
     }
 }
 
@@ -431,6 +423,14 @@ impl Cluster {
     }
 }
 
+/// The majors a node's box carries (what `upgrade --to` can reach), oldest first.
+fn box_majors(p: &dyn Machines, n: &Node) -> Vec<String> {
+    let Ok(out) = p.exec(n, &["ls", "/usr/lib/postgresql"]) else { return Vec::new() };
+    let mut majors: Vec<String> = out.stdout.split_whitespace().filter(|v| crate::facts::Major::parse(v).is_some()).map(str::to_string).collect();
+    majors.sort_by_key(|v| crate::facts::Major::parse(v));
+    majors
+}
+
 /// Runs the node control script (`clusterlab-pg start|stop|save|restore`) on a node.
 pub(crate) fn node_ctl(p: &dyn Machines, n: &Node, action: &str) -> Result<()> {
     p.exec(n, &["clusterlab-pg", action]).map(drop)
@@ -459,8 +459,6 @@ pub struct StatusReport {
     pub workdir: PathBuf,
     /// The major the nodes run now (the spec's, until `upgrade`).
     pub postgres: String,
-    /// The majors the box carries (read from the leader's machine; empty when it is not running).
-    pub box_majors: Vec<String>,
     pub state: Option<State>,
     pub nodes: Vec<NodeStatus>,
     pub next: String,
@@ -485,8 +483,8 @@ impl StatusReport {
                 }
                 out += &format!("known state: {}\n", s.baseline.map_or("none", Method::as_str));
                 out += &format!("PostgreSQL {}", self.postgres);
-                if !self.box_majors.is_empty() {
-                    out += &format!(" (the box carries {})", self.box_majors.join(", "));
+                if !s.box_majors.is_empty() {
+                    out += &format!(" (the box carries {})", s.box_majors.join(", "));
                 }
                 out += "\n";
                 if let Some(tree) = &self.topology {

@@ -33,6 +33,9 @@ pub struct State {
     /// Nodes that `fault pause` froze.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub frozen: Vec<String>,
+    /// The PostgreSQL majors the box carries, as `up` found them on the leader's machine.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub box_majors: Vec<String>,
     /// Nodes whose archive_command `fault archive-fail` made fail.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub archive_failing: Vec<String>,
