@@ -409,6 +409,8 @@ impl Cluster {
     fn thaw_all(&self, p: &dyn Machines, st: &mut State) -> Result<()> {
         // The known state's postgresql.auto.conf has the configured archive_command.
         st.archive_failing.clear();
+        // The reset puts back the whole data directory and archive.
+        st.aside.clear();
         for name in std::mem::take(&mut st.frozen) {
             if let Some(n) = self.plan.node(&name) {
                 p.freeze(n, false)?;
@@ -495,6 +497,9 @@ impl StatusReport {
                 }
                 if !s.archive_failing.is_empty() {
                     out += &format!("archive_command failing: {} (`clusterlab fault SPEC NODE heal`)\n", s.archive_failing.join(", "));
+                }
+                for a in &s.aside {
+                    out += &format!("{} lost {} (`clusterlab fault SPEC {} heal` puts it back)\n", a.node, a.what, a.node);
                 }
                 if !s.frozen.is_empty() {
                     out += &format!("frozen: {} (`clusterlab fault SPEC NODE heal`)\n", s.frozen.join(", "));

@@ -100,6 +100,9 @@ pub struct Facts {
     pub lsn_diff_fn: &'static str,
     pub replay_lsn_column: &'static str,
     pub wal_dir: &'static str,
+    /// The commit log's directory: `pg_clog` before 10, `pg_xact` from 10
+    /// (https://www.postgresql.org/docs/10/release-10.html, "Rename pg_clog to pg_xact").
+    pub clog_dir: &'static str,
     /// `pg_stat_replication.replay_lag` (with write_lag and flush_lag) exists from 10
     /// (https://www.postgresql.org/docs/10/monitoring-stats.html#PG-STAT-REPLICATION-VIEW);
     /// before, verify reports a follower's lag in bytes only.
@@ -284,6 +287,7 @@ impl Facts {
             lsn_diff_fn: if v < 1000 { "pg_xlog_location_diff" } else { "pg_wal_lsn_diff" },
             replay_lsn_column: if v < 1000 { "replay_location" } else { "replay_lsn" },
             wal_dir: if v < 1000 { "pg_xlog" } else { "pg_wal" },
+            clog_dir: if v < 1000 { "pg_clog" } else { "pg_xact" },
             has_replay_lag: v >= 1000,
             has_slot_wal_status: v >= 1300,
             has_pg_control_checkpoint: v >= 906,
@@ -410,6 +414,7 @@ mod tests {
         assert_eq!(f("10").receive_lsn_fn, "pg_last_wal_receive_lsn");
         assert_eq!(f("9.6").wal_dir, "pg_xlog");
         assert_eq!(f("10").wal_dir, "pg_wal");
+        assert_eq!((f("9.6").clog_dir, f("10").clog_dir), ("pg_clog", "pg_xact"));
     }
 
     #[test]

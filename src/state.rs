@@ -39,10 +39,23 @@ pub struct State {
     /// Nodes whose archive_command `fault archive-fail` made fail.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub archive_failing: Vec<String>,
+    /// Files `fault clog-loss` and `fault wal-loss` set aside, for `heal` to put back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aside: Vec<Aside>,
     pub updated_at: u64,
     /// Set for --dry-run: nothing really happened, so nothing is recorded.
     #[serde(skip)]
     pub dry_run: bool,
+}
+
+/// Files a fault took from a machine: the node the fault named, and the
+/// node whose machine keeps them (a follower's lost WAL is its upstream's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Aside {
+    pub node: String,
+    pub on: String,
+    /// What went, as the fault printed it ("pg_xact/0000").
+    pub what: String,
 }
 
 /// How the known state is kept and brought back (`up --baseline`, `reset --method`).

@@ -2,6 +2,7 @@
 //! undoes every fault.
 
 use super::context::DrillCtx;
+use super::fault_files::{self, Loss};
 use crate::cluster::{Cluster, Ctx};
 use crate::error::{Error, Result};
 use crate::state::Operation;
@@ -21,21 +22,32 @@ pub enum Fault {
     ArchiveFail,
     /// Stop a follower and keep its slot on its upstream, which then holds WAL back.
     SlotHold,
-    /// Undo pause, partition, archive-fail, stop and slot-hold (a killed server is started again too).
+    /// The newest commit-log segment (pg_clog, pg_xact from 10) is gone, after a checkpoint: PostgreSQL cannot start.
+    ClogLoss,
+    /// A follower's next WAL segment is gone from its upstream (with --archive: the first segment archived after the newest base backup, from the node's archive).
+    WalLoss,
+    /// Undo every fault on the node (files clog-loss and wal-loss took are put back; a killed server is started again too).
     Heal,
 }
 
 /// The topology is unchanged: a broken node is still where it was. Returns
 /// what a DBA will see.
-pub(super) fn run(ctx: &Ctx, c: &Cluster, node: &str, fault: Fault) -> Result<String> {
+pub(super) fn run(ctx: &Ctx, c: &Cluster, node: &str, fault: Fault, archive: bool) -> Result<String> {
     c.node_named(node)?;
     let vagrant = c.vagrant(ctx);
     let mut d = DrillCtx::begin(ctx, c, &vagrant, Operation::Fault, "break")?;
-    refuse(&d, node, fault)?;
+    refuse(&d, node, fault, archive)?;
     let said = d.recorded(|d| {
-        apply(d, node, fault)?;
+        let lost = match fault {
+            Fault::ClogLoss => Some(fault_files::take(d, node, Loss::Clog)?),
+            Fault::WalLoss => Some(fault_files::take(d, node, if archive { Loss::ArchivedWal } else { Loss::Wal })?),
+            _ => {
+                apply(d, node, fault)?;
+                None
+            }
+        };
         d.st.save(&d.c.workdir)?;
-        Ok(symptom(d, node, fault))
+        Ok(lost.unwrap_or_else(|| symptom(d, node, fault)))
     })?;
     if !said.is_empty() && !ctx.quiet {
         println!("{said}");
@@ -43,9 +55,13 @@ pub(super) fn run(ctx: &Ctx, c: &Cluster, node: &str, fault: Fault) -> Result<St
     Ok(said)
 }
 
-fn refuse(d: &DrillCtx, node: &str, fault: Fault) -> Result<()> {
+fn refuse(d: &DrillCtx, node: &str, fault: Fault, archive: bool) -> Result<()> {
     let planned = d.plan.node(node);
+    if archive && fault != Fault::WalLoss {
+        return Err(Error::usage("--archive goes with wal-loss only", format!("`clusterlab fault SPEC {node} wal-loss --archive`")));
+    }
     match fault {
+        Fault::WalLoss => fault_files::refuse_wal_loss(d, node, archive),
         Fault::ArchiveFail if !d.plan.archive => Err(Error::usage(
             format!("cluster {} does not archive WAL", d.c.plan.name),
             "set `replication.archive: true` in the spec (and `up` again) to practise a failing archive",
@@ -108,7 +124,9 @@ fn apply(d: &mut DrillCtx, node: &str, fault: Fault) -> Result<()> {
             }
         }
         Fault::SlotHold => d.node_ctl(node, "stop")?,
+        Fault::ClogLoss | Fault::WalLoss => unreachable!("fault_files::take"),
         Fault::Heal => {
+            fault_files::put_back(d, node)?;
             if frozen {
                 d.p.freeze(n, false)?;
                 d.st.frozen.retain(|f| f != node);

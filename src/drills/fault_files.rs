@@ -1,0 +1,147 @@
+//! The faults that take a file away: `clog-loss` (the commit log's newest
+//! segment) and `wal-loss` (the WAL segment a follower needs next, or one a
+//! point-in-time restore needs from the archive). The node control script
+//! sets the file aside on its machine, so `fault NODE heal` can put it back;
+//! `reset` restores the whole data directory and archive anyway. Each prints
+//! the message PostgreSQL logged for it, read from the node's server log.
+
+use super::context::DrillCtx;
+use crate::error::{Error, Result};
+use crate::state::Aside;
+use std::time::{Duration, Instant};
+
+/// What makes `wal-loss` on this node impossible.
+pub(super) fn refuse_wal_loss(d: &DrillCtx, node: &str, archive: bool) -> Result<()> {
+    if archive {
+        return if d.plan.archive {
+            Ok(())
+        } else {
+            Err(Error::usage(
+                format!("cluster {} does not archive WAL", d.c.plan.name),
+                "set `replication.archive: true` in the spec (and `up` again) to lose a segment from the archive",
+            ))
+        };
+    }
+    let Some(upstream) = d.live.upstreams.get(node) else {
+        return Err(Error::usage(
+            format!("{node} follows no one: wal-loss takes the segment a follower needs from its upstream"),
+            format!("name a follower, or `clusterlab fault SPEC {node} wal-loss --archive` to take one from its WAL archive"),
+        ));
+    };
+    if *upstream != d.live.leader {
+        return Err(Error::usage(
+            format!("{node} follows {upstream}, itself a standby; wal-loss asks the leader which segment the slot holds"),
+            "name a follower of the leader",
+        ));
+    }
+    if d.plan.node(node).is_none_or(|n| n.slot.is_none()) {
+        return Err(Error::usage(
+            format!("{node} streams without a slot, so nothing makes its upstream keep the WAL it needs"),
+            "use a spec with `replication.slots: true`",
+        ));
+    }
+    Ok(())
+}
+
+/// What a fault that takes a file takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Loss {
+    Clog,
+    /// From the upstream's WAL directory.
+    Wal,
+    /// From the node's WAL archive.
+    ArchivedWal,
+}
+
+/// Takes the file, records where it went, and says what PostgreSQL shows.
+pub(super) fn take(d: &mut DrillCtx, node: &str, loss: Loss) -> Result<String> {
+    let marks = log_offsets(d, node);
+    let said = match loss {
+        Loss::Clog => {
+            let what = take_on(d, node, node, &["clusterlab-pg", "clog-loss"], |f| f.to_string())?;
+            let line = await_log(d, node, &marks, "could not access status of transaction");
+            let back = if d.live.leader == node {
+                format!("a follower has its own commit log: `clusterlab promote SPEC FOLLOWER`, then `clusterlab rejoin SPEC {node}` clones {node} again")
+            } else {
+                format!("`clusterlab rejoin SPEC {node}` clones it again")
+            };
+            format!(
+                "{node}: {what} is gone, after a checkpoint and a clean stop (no WAL replay can write it again), and PostgreSQL does not start. \
+                 Its log: {line}\nThe way back: {back}; `clusterlab fault SPEC {node} heal` puts the segment back"
+            )
+        }
+        Loss::ArchivedWal => {
+            let what = take_on(d, node, node, &["clusterlab-pg", "wal-loss-archive"], |f| format!("{f} from its WAL archive"))?;
+            format!(
+                "{node}: WAL segment {what} is gone. A point-in-time restore from the newest base backup \
+                 (`clusterlab restore SPEC BACKUP --node NODE`) stops before it, though the archive holds later segments: \
+                 the restored node's log names the segment it could not restore. `clusterlab fault SPEC {node} heal` puts it back"
+            )
+        }
+        Loss::Wal => {
+            let upstream = d.live.upstreams[node].clone();
+            let slot = d.plan.node(node).and_then(|n| n.slot.clone()).expect("refused otherwise");
+            d.node_ctl(node, "stop")?;
+            let wal_dir = d.plan.facts.wal_dir;
+            let what = take_on(d, node, &upstream, &["clusterlab-pg", "wal-loss", &slot], |f| format!("{wal_dir}/{f} on {upstream}"))?;
+            d.node_ctl(node, "start")?;
+            let line = await_log(d, node, &marks, "has already been removed");
+            format!(
+                "{node}: {what} is gone, the segment it needs next (its slot {slot} still points into it); {node} runs but cannot stream. \
+                 Its log: {line}\nThe way back: `clusterlab rejoin SPEC {node}` clones it again from {upstream}; \
+                 `clusterlab fault SPEC {node} heal` puts the segment back"
+            )
+        }
+    };
+    Ok(said)
+}
+
+/// Runs the script verb on `on`, whose last output line names the file, and records it.
+fn take_on(d: &mut DrillCtx, node: &str, on: &str, verb: &[&str], what: impl Fn(&str) -> String) -> Result<String> {
+    let out = d.p.exec(d.machine(on), verb)?;
+    let file = out.stdout.lines().last().unwrap_or_default().trim().to_string();
+    let what = what(&file);
+    d.st.aside.push(Aside { node: node.to_string(), on: on.to_string(), what: what.clone() });
+    Ok(what)
+}
+
+/// Puts back what faults on `node` took, wherever it is kept. A machine's
+/// script puts back everything it keeps, so its other records go too.
+pub(super) fn put_back(d: &mut DrillCtx, node: &str) -> Result<()> {
+    let mut machines: Vec<String> = d.st.aside.iter().filter(|a| a.node == node).map(|a| a.on.clone()).collect();
+    machines.dedup();
+    for on in &machines {
+        d.p.exec(d.machine(on), &["clusterlab-pg", "put-back"])?;
+    }
+    d.st.aside.retain(|a| a.node != node && !machines.contains(&a.on));
+    Ok(())
+}
+
+/// Where the node's server logs end now (nothing if it cannot be asked).
+fn log_offsets(d: &DrillCtx, node: &str) -> Vec<String> {
+    d.p.exec(d.machine(node), &["clusterlab-pg", "log-offset"])
+        .map(|o| o.stdout.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// The first line the node logged after `marks` that contains `needle`,
+/// waiting up to 15 s: the message a DBA would find.
+fn await_log(d: &DrillCtx, node: &str, marks: &[String], needle: &str) -> String {
+    let started = Instant::now();
+    let mut args = vec!["clusterlab-pg", "log-since"];
+    args.extend(marks.iter().map(String::as_str));
+    loop {
+        if let Ok(out) = d.p.exec(d.machine(node), &args) {
+            let mut lines = out.stdout.lines().skip_while(|l| !l.contains(needle));
+            if let Some(line) = lines.next() {
+                // PostgreSQL's DETAIL line (the file it could not open) belongs to it.
+                let detail = lines.next().filter(|l| l.contains("DETAIL:")).map(|l| format!(" / \"{}\"", l.trim())).unwrap_or_default();
+                return format!("\"{}\"{detail}", line.trim());
+            }
+        }
+        if started.elapsed() > Duration::from_secs(15) {
+            return format!("(no line with \"{needle}\" within 15 s; `clusterlab ssh SPEC {node}` and read /var/log/postgresql)");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
