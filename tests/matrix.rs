@@ -164,6 +164,94 @@ fn matrix_file_errors_point_at_the_line() {
 }
 
 #[test]
+fn log_expectation_errors_point_at_the_line() {
+    let err = |steps: &str| {
+        let dir = setup(&format!("base: base.yaml\nsteps:\n  - {{name: kill, drill: 'fault pg1 kill'}}\n{steps}"));
+        let out = clusterlab().args(["matrix", "--list"]).arg(matrix_file(&dir)).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        stderr(&out)
+    };
+    let e = err("  - name: both\n    expect:\n      leader: pg2\n      log: {node: pg1, matches: x}\n");
+    assert!(says(&e, "m.matrix.yaml:7:7: steps[1].expect.log: step `both`: `expect` holds either the topology (`leader`, `followers`) or `log`, not both"), "{e}");
+    let e = err("  - {name: neither, expect: {followers: [pg2]}}\n");
+    assert!(says(&e, "steps[1].expect: step `neither`: `expect` needs `leader` (and `followers`) or `log`"), "{e}");
+    let e = err("  - name: bad-regex\n    expect:\n      log: {node: pg1, matches: 'status of (transaction'}\n");
+    assert!(says(&e, "m.matrix.yaml:6:24: steps[1].expect.log.matches: `status of (transaction` is not a regex: unclosed group"), "{e}");
+    let e = err("  - name: bad-within\n    expect:\n      log: {node: pg1, matches: x, within: 1min}\n");
+    assert!(says(&e, "steps[1].expect.log.within: `1min` is not a time"), "{e}");
+    let e = err("  - name: no-such-node\n    expect:\n      log: {node: pg9, matches: x}\n");
+    assert!(says(&e, "pg15-f2-slots: step `no-such-node` reads the server log of `pg9`, which this cell does not have") && says(&e, "nodes: pg1, pg2, pg3"), "{e}");
+}
+
+/// Steps that write to the fake server logs (see `fake_bin`).
+const LOG_STEPS: &str = r#"base: base.yaml
+steps:
+  - name: old-news
+    run: |
+      mkdir -p "$(dirname "$FAKE_LOG")/pglogs"
+      echo 'ERROR:  could not access status of transaction 1' >> "$(dirname "$FAKE_LOG")/pglogs/pg1.log"
+  - name: truncate-clog
+    run: |
+      log="$(dirname "$FAKE_LOG")/pglogs/pg1.log"
+      echo 'LOG:  checkpoint starting' >> "$log"
+      # Written after the step is over: the expectation has to poll for it.
+      (sleep 1; echo '  ERROR:  could not access status of transaction 42  ' >> "$log") >/dev/null 2>&1 &
+  - name: clog-gone
+    expect:
+      log: {node: pg1, matches: 'could not access status of transaction \d+', within: 5s}
+  - name: same-mark
+    expect:
+      log: {node: pg1, matches: 'checkpoint (starting|complete)', within: 500ms}
+  - name: quiet
+    run: 'true'
+  - name: pg2-never-says-it
+    expect:
+      log: {node: pg2, matches: 'checkpoint', within: 1}
+"#;
+
+#[test]
+fn a_log_expectation_reads_what_the_step_before_it_wrote() {
+    let dir = setup(LOG_STEPS);
+    let (json, md) = (dir.path().join("out.json"), dir.path().join("report.md"));
+    let (out, calls, _) = fake_run(&dir, "", &["--json", json.to_str().unwrap(), "--report", md.to_str().unwrap()]);
+    let se = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{se}");
+    // The transaction 1 line came before the mark: 42 is the one found.
+    assert!(se.contains("step clog-gone: ok: ERROR:  could not access status of transaction 42\n"), "{se}");
+    assert!(se.contains("step same-mark: ok: LOG:  checkpoint starting"), "{se}");
+    assert!(se.contains("FAILED in") && se.contains("step pg2-never-says-it: no line of pg2's server log since step `quiet` matches /checkpoint/ within 1 s"), "{se}");
+
+    // Marked before the two steps that log expectations follow, on the nodes those read only.
+    let offsets: Vec<&str> = calls.lines().filter(|l| l.starts_with("- clusterlab-pg[") && l.ends_with("log-offset")).collect();
+    assert_eq!(offsets, ["- clusterlab-pg[pg1] log-offset", "- clusterlab-pg[pg2] log-offset"], "{calls}");
+    let mark = calls.lines().position(|l| l.contains("log-offset")).unwrap();
+    let truncate = calls.lines().position(|l| l.contains("checkpoint starting")).unwrap();
+    assert!(mark < truncate, "{calls}");
+    // pg2 had no log when it was marked: it got an empty mark, and reads any log it grows whole.
+    assert!(calls.contains("- clusterlab-pg[pg1] log-since /") && calls.contains("- clusterlab-pg[pg2] log-since\n"), "{calls}");
+
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let phases = summary["cells"][0]["phases"].as_array().unwrap();
+    let phase = |name: &str| phases.iter().find(|p| p["name"] == name).unwrap_or_else(|| panic!("no {name}: {phases:?}"));
+    assert_eq!(phase("step clog-gone")["message"], "ERROR:  could not access status of transaction 42");
+    assert!(phase("step old-news").get("message").is_none(), "{phases:?}");
+    assert!(phase("step pg2-never-says-it").get("message").is_none(), "a failure matched nothing: {phases:?}");
+    assert_eq!(summary["cells"][0]["output"], "(pg2's server log gained nothing)");
+
+    let text = std::fs::read_to_string(&md).unwrap();
+    assert!(text.contains("| Cell | PostgreSQL | Phase | Outcome | Seconds | Log message | Notes |"), "{text}");
+    assert!(text.contains("| step clog-gone | passed | ") && text.contains(" | ERROR:  could not access status of transaction 42 |  |"), "the line once, not again as a note:\n{text}");
+}
+
+#[test]
+fn a_dry_run_marks_and_reads_no_log() {
+    let dir = setup(LOG_STEPS);
+    let out = clusterlab().args(["--dry-run", "matrix"]).arg(matrix_file(&dir)).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("clusterlab-pg log-"), "{}", stdout(&out));
+}
+
+#[test]
 fn dry_run_brings_up_each_cell_in_its_own_workdir() {
     let dir = setup(THREE);
     let junit = dir.path().join("out.xml");
@@ -213,7 +301,9 @@ fn dry_run_brings_up_each_cell_in_its_own_workdir() {
 /// `$FAKE_LOG` (prefixed with the cell, from the working directory). vagrant
 /// sleeps in `up` for `$FAKE_UP_SLEEP` seconds; docker accepts the
 /// provisioning's copies and fails pg2's script in the cell named by
-/// `$FAKE_FAIL_CELL`; any other `docker exec` runs the command here.
+/// `$FAKE_FAIL_CELL`; any other `docker exec` runs the command here, with
+/// `$FAKE_NODE` set to the container's node. A fake `clusterlab-pg` has the
+/// log verbs of the real one, over `pglogs/NODE.log` beside `$FAKE_LOG`.
 fn fake_bin(dir: &Path) -> PathBuf {
     let vagrant = r#"#!/bin/sh
 cell=$(basename "$PWD")
@@ -236,11 +326,24 @@ case "$1" in
         fi
         exit 0 ;;
     esac
+    export FAKE_NODE="${2##*-}"
     shift 2; exec "$@" ;;
   *) exit 1 ;;
 esac
 "#;
-    support::fake_programs(dir, &[("vagrant", vagrant), ("docker", docker)])
+    let pg = r#"#!/bin/sh
+echo "- clusterlab-pg[$FAKE_NODE] $*" >> "$FAKE_LOG"
+f="$(dirname "$FAKE_LOG")/pglogs/$FAKE_NODE.log"
+case "$1" in
+  log-offset) if [ -f "$f" ]; then echo "$f=$(stat -c %s "$f")"; fi ;;
+  log-since)
+    shift; off=0
+    for m in "$@"; do case $m in "$f="*) off=${m#*=} ;; esac; done
+    if [ -f "$f" ]; then tail -c +"$((off + 1))" "$f"; fi ;;
+  *) exit 2 ;;
+esac
+"#;
+    support::fake_programs(dir, &[("vagrant", vagrant), ("docker", docker), ("clusterlab-pg", pg)])
 }
 
 fn path_with(bin: &Path) -> String {

@@ -52,12 +52,13 @@ impl Cell {
             crate::workdir::write_atomic(&self.spec_path, self.spec_text.as_bytes())?;
         }
         let cluster = Cluster::load(&self.spec_path, None)?;
+        let names = || cluster.plan.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ");
         for s in &self.steps {
-            if let Some(node) = &s.node {
-                if cluster.plan.node(node).is_none() {
-                    let names: Vec<&str> = cluster.plan.nodes.iter().map(|n| n.name.as_str()).collect();
-                    return Err(Error::usage(format!("step `{}` runs on `{node}`, which this cell does not have", s.name), format!("nodes: {}", names.join(", "))));
-                }
+            if let Some(node) = s.node.as_ref().filter(|n| cluster.plan.node(n).is_none()) {
+                return Err(Error::usage(format!("step `{}` runs on `{node}`, which this cell does not have", s.name), format!("nodes: {}", names())));
+            }
+            if let Some(log) = s.log_expect().filter(|l| cluster.plan.node(&l.node).is_none()) {
+                return Err(Error::usage(format!("step `{}` reads the server log of `{}`, which this cell does not have", s.name, log.node), format!("nodes: {}", names())));
             }
         }
         Ok(cluster)

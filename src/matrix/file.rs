@@ -2,6 +2,7 @@
 //! `boxes`, `network`, `steps`), the checks serde cannot make, and errors
 //! placed at their line and column.
 
+use super::logwait::LogExpect;
 use crate::error::{Error, Result, SpecError};
 use crate::spec::{Mode, Provider, Scalar, Source};
 use ipnet::Ipv4Net;
@@ -89,8 +90,9 @@ pub struct Step {
     /// `switchover pg1`, `rejoin pg1`, `fault pg1 kill|stop|pause|partition|heal`.
     #[serde(default)]
     pub drill: Option<String>,
-    /// The live topology a drill should have left: `{leader: pg2, followers: [pg3]}`;
-    /// checked against state.json and then on the running servers (verify).
+    /// The live topology a drill should have left: `{leader: pg2, followers: [pg3]}`,
+    /// checked against state.json and then on the running servers (verify);
+    /// or a server log line: `{log: {node: pg1, matches: REGEX, within: 10s}}`.
     #[serde(default)]
     pub expect: Option<Expect>,
     /// Tables whose rows must be the same on every node of the live topology,
@@ -106,17 +108,50 @@ pub struct Step {
     pub timeout: u64,
 }
 
-/// Who leads and who streams (from anyone) after a drill.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+/// An `expect` step as written: the topology form (`leader`, `followers`)
+/// or the log form (`log`). `form` tells which, once the check has made sure
+/// there is exactly one.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
-    pub leader: String,
-    #[serde(default)]
-    pub followers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub followers: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<LogExpect>,
+}
+
+/// What an `expect` step checks.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Expectation<'a> {
+    /// Who leads and who streams (from anyone) after a drill.
+    Topology { leader: &'a str, followers: &'a [String] },
+    /// A line of a node's server log since the step before.
+    Log(&'a LogExpect),
+}
+
+impl Expect {
+    /// Its one form; Err: why it has none or two.
+    pub(super) fn form(&self) -> Result<Expectation<'_>, String> {
+        match (&self.leader, &self.followers, &self.log) {
+            (None, None, Some(log)) => Ok(Expectation::Log(log)),
+            (Some(leader), followers, None) => Ok(Expectation::Topology { leader, followers: followers.as_deref().unwrap_or_default() }),
+            (_, _, Some(_)) => Err("`expect` holds either the topology (`leader`, `followers`) or `log`, not both".into()),
+            (None, _, None) => Err("`expect` needs `leader` (and `followers`) or `log`".into()),
+        }
+    }
 }
 
 fn default_timeout() -> u64 {
     DEFAULT_STEP_TIMEOUT
+}
+
+impl Step {
+    /// Its log expectation, if it is one.
+    pub(super) fn log_expect(&self) -> Option<&LogExpect> {
+        self.expect.as_ref()?.log.as_ref()
+    }
 }
 
 impl MatrixFile {
@@ -167,12 +202,15 @@ fn check_steps(steps: &mut [Step], field: &str, src: &Source, dir: &Path) -> Res
         let at = format!("{field}[{i}]");
         let actions = [s.run.is_some(), s.sql.is_some(), s.sql_file.is_some(), s.drill.is_some(), s.expect.is_some(), s.same_rows.is_some()].iter().filter(|b| **b).count();
         if actions != 1 {
-            return Err(src.error(&at, format!("step `{}` needs exactly one of `run`, `sql`, `sql_file`, `drill`, `expect` and `same_rows`", s.name), "e.g. `run: \"pg_isready\"`, `sql: \"SELECT 1\"`, `drill: \"promote pg2\"`, `expect: {leader: pg2, followers: [pg3]}` or `same_rows: [accounts]`"));
+            return Err(src.error(&at, format!("step `{}` needs exactly one of `run`, `sql`, `sql_file`, `drill`, `expect` and `same_rows`", s.name), "e.g. `run: \"pg_isready\"`, `sql: \"SELECT 1\"`, `drill: \"promote pg2\"`, `expect: {leader: pg2, followers: [pg3]}`, `expect: {log: {node: pg1, matches: REGEX}}` or `same_rows: [accounts]`"));
         }
         if let Some(d) = &s.drill {
             if let Err(why) = crate::drills::Drill::parse(d) {
                 return Err(src.error(&format!("{at}.drill"), why, "e.g. `promote pg2`, `fault pg1 kill`, `backup --name b1`, `restore b1 --node pg1 --target-name before`, `writes check`"));
             }
+        }
+        if let Some(e) = &s.expect {
+            check_expect(e, &s.name, &format!("{at}.expect"), src).map_err(|e| *e)?;
         }
         if s.timeout == 0 {
             return Err(src.error(&format!("{at}.timeout"), "a timeout of 0 seconds ends the step at once", "give seconds, e.g. 300"));
@@ -182,6 +220,20 @@ fn check_steps(steps: &mut [Step], field: &str, src: &Source, dir: &Path) -> Res
             let text = std::fs::read_to_string(&p).map_err(|e| src.error(&format!("{at}.sql_file"), format!("cannot read {}: {e}", p.display()), "give a path relative to the matrix file"))?;
             s.sql = Some(text);
         }
+    }
+    Ok(())
+}
+
+/// One form, and for a log expectation a regex that compiles and a time.
+/// (Its node is checked per cell, against the cell's plan.)
+fn check_expect(e: &Expect, step: &str, at: &str, src: &Source) -> Result<(), Box<SpecError>> {
+    let form = e.form().map_err(|why| {
+        let field = if e.log.is_some() { format!("{at}.log") } else { at.to_string() };
+        src.error(&field, format!("step `{step}`: {why}"), "e.g. `expect: {leader: pg2, followers: [pg3]}`, or in a step of its own `expect: {log: {node: pg1, matches: 'database system is ready'}}`")
+    })?;
+    if let Expectation::Log(log) = form {
+        log.regex().map_err(|why| src.error(&format!("{at}.log.matches"), why, "a regex of Rust's `regex` crate (no look-around or back-references); quote it in single quotes"))?;
+        log.within().map_err(|why| src.error(&format!("{at}.log.within"), why, "e.g. `within: 10s`, `within: 1.5s`, `within: 500ms` (default 10 s)"))?;
     }
     Ok(())
 }
@@ -200,7 +252,7 @@ pub(super) fn yaml_error(src: &Source, e: &serde_yaml::Error) -> SpecError {
         None => (file.clone(), None),
     };
     let hint = if message.contains("unknown field") {
-        "check the spelling: a matrix has base, axes, include, exclude, boxes, network and steps; a step has name, node, run, sql, sql_file, drill, expect, same_rows and timeout"
+        "check the spelling: a matrix has base, axes, include, exclude, boxes, network and steps; a step has name, node, run, sql, sql_file, drill, expect, same_rows and timeout; an expect has leader and followers, or log (node, matches, within)"
     } else {
         "fix the YAML at that line"
     };
@@ -237,5 +289,55 @@ pub(super) fn mode_str(m: Mode) -> &'static str {
     match m {
         Mode::Async => "async",
         Mode::Sync => "sync",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form_of(yaml: &str) -> Result<String, String> {
+        let e: Expect = serde_yaml::from_str(yaml).unwrap();
+        e.form().map(|f| match f {
+            Expectation::Topology { leader, followers } => format!("{leader} leads {followers:?}"),
+            Expectation::Log(l) => format!("log of {} /{}/", l.node, l.matches),
+        })
+    }
+
+    #[test]
+    fn expect_has_one_form() {
+        assert_eq!(form_of("{leader: pg2, followers: [pg3]}").unwrap(), "pg2 leads [\"pg3\"]");
+        assert_eq!(form_of("{leader: pg2}").unwrap(), "pg2 leads []");
+        assert_eq!(form_of("{log: {node: pg1, matches: 'ready'}}").unwrap(), "log of pg1 /ready/");
+        for both in ["{leader: pg2, log: {node: pg1, matches: x}}", "{followers: [], log: {node: pg1, matches: x}}"] {
+            assert!(form_of(both).unwrap_err().contains("not both"), "{both}");
+        }
+        for neither in ["{}", "{followers: [pg3]}"] {
+            assert!(form_of(neither).unwrap_err().contains("needs `leader`"), "{neither}");
+        }
+        assert!(serde_yaml::from_str::<Expect>("{log: {node: pg1}}").is_err(), "a log expectation needs `matches`");
+    }
+
+    fn checked(steps: &str) -> Result<Vec<Step>, String> {
+        let text = format!("base: b.yaml\nsteps:\n{steps}");
+        let src = Source::new("/m/m.matrix.yaml", text);
+        let mut file: MatrixFile = serde_yaml::from_str(&src.text).unwrap();
+        file.check(&src, Path::new("/m")).map_err(|e| e.to_string())?;
+        Ok(file.steps)
+    }
+
+    #[test]
+    fn log_expectations_are_checked_at_load() {
+        let steps = checked("  - name: clog-gone\n    expect:\n      log: {node: pg1, matches: 'could not access status of transaction', within: 10s}\n").unwrap();
+        let log = steps[0].log_expect().unwrap();
+        assert_eq!((log.node.as_str(), log.within()), ("pg1", Ok(std::time::Duration::from_secs(10))));
+        assert_eq!(checked("  - {name: t, expect: {leader: pg1}}\n").unwrap()[0].log_expect(), None);
+
+        let err = checked("  - name: re\n    expect:\n      log: {node: pg1, matches: 'a[b'}\n").unwrap_err();
+        assert!(err.starts_with("/m/m.matrix.yaml:5:24: steps[0].expect.log.matches: `a[b` is not a regex: unclosed character class"), "{err}");
+        let err = checked("  - name: w\n    expect:\n      log: {node: pg1, matches: x, within: 0}\n").unwrap_err();
+        assert!(err.contains("steps[0].expect.log.within: a `within` of `0`"), "{err}");
+        let err = checked("  - {name: a, run: 'true'}\n  - name: both\n    expect:\n      leader: pg1\n      log: {node: pg1, matches: x}\n").unwrap_err();
+        assert!(err.starts_with("/m/m.matrix.yaml:7:7: steps[1].expect.log: step `both`: `expect` holds either"), "{err}");
     }
 }

@@ -19,6 +19,7 @@
 //!   /24) and `Matrix::validate` (every cell through the planner);
 //! - `select`: `--cell` and `--filter`; `jobs`: how many cells at once;
 //! - `session`: worker threads run each cell, phase by phase; `step`: one step;
+//!   `logwait`: a log expectation, and the log offsets it reads from;
 //! - `report`: what happened to each cell, as a table, JUnit, JSON; and `--list`;
 //!   `report_page`: the same for people, `--report` as HTML with a chart or Markdown.
 //!
@@ -30,6 +31,7 @@ mod expand;
 mod file;
 mod jobs;
 mod load;
+mod logwait;
 mod report;
 mod report_page;
 mod rows;

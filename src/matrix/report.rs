@@ -33,7 +33,7 @@ pub struct PhaseTime {
     /// it (a `writes check` prints them there).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
-    /// A log line the phase's expectations matched; not filled yet.
+    /// The server log line a log expectation step matched (`expect: {log: ...}`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }

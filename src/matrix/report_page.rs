@@ -167,8 +167,15 @@ impl Table {
     fn phase_row(r: &CellReport, p: &PhaseTime, mut row: Vec<String>) -> (RowKind, Vec<String>) {
         let detail = p.detail.as_deref().unwrap_or_default();
         let failed_here = r.failed_phase.as_deref() == Some(p.name.as_str());
-        // A failed phase without a summary of its own (up, verify) shows the cell's error.
-        let note = if detail.is_empty() && failed_here { r.error.clone().unwrap_or_default() } else { detail.to_string() };
+        // A failed phase without a summary of its own (up, verify) shows the
+        // cell's error; a log expectation's summary is its line, shown once.
+        let note = if detail.is_empty() && failed_here {
+            r.error.clone().unwrap_or_default()
+        } else if p.message.as_deref() == Some(detail) {
+            String::new()
+        } else {
+            detail.to_string()
+        };
         row.extend([
             rows_lost(detail).map(|n| n.to_string()).unwrap_or_default(),
             downtime(detail).map(|d| format!("{d:.3}")).unwrap_or_default(),
@@ -255,7 +262,7 @@ fn html(title: &str, reports: &[CellReport], table: &Table, elapsed: Duration) -
                 " class=\"num loss\""
             } else if table.numeric[i] {
                 " class=\"num\""
-            } else if table.headers[i] == "Notes" {
+            } else if table.headers[i] == "Notes" || table.headers[i] == "Log message" {
                 " class=\"note\""
             } else {
                 ""

@@ -146,9 +146,20 @@ fn a_log_message_gets_its_column() {
     r[0].phases[2].message = Some("LOG:  database system is ready | to accept connections".into());
     let page = html_page(&r);
     assert!(page.contains("<th>Log message</th>"), "{page}");
-    assert!(page.contains("<td>LOG:  database system is ready | to accept connections</td>"), "{page}");
+    assert!(page.contains("<td class=\"note\">LOG:  database system is ready | to accept connections</td>"), "{page}");
     let md = render(PageFormat::Markdown, "m.matrix.yaml", &r, Duration::from_secs(30));
     assert!(md.contains(" | LOG:  database system is ready \\| to accept connections | "), "{md}");
+}
+
+#[test]
+fn a_log_message_is_escaped_and_not_repeated_as_a_note() {
+    let mut r = reports();
+    let line = "ERROR:  relation \"t<1>\" & 'x' does not exist";
+    r[0].phases[2].message = Some(line.into());
+    r[0].phases[2].detail = Some(line.into());
+    let page = html_page(&r);
+    assert!(page.contains("<td class=\"note\">ERROR:  relation &quot;t&lt;1&gt;&quot; &amp; &#39;x&#39; does not exist</td><td class=\"note\"></td>"), "{page}");
+    assert!(!page.contains("t<1>"), "{page}");
 }
 
 #[test]

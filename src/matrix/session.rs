@@ -6,6 +6,8 @@ use super::report::{millis, tail, CellReport, Failure, Outcome, PhaseTime};
 use super::step::run_step;
 use super::args::MatrixArgs;
 use super::cell::Cell;
+use super::file::Step;
+use super::logwait::Marks;
 use crate::cluster::{Cluster, Ctx, Method};
 use crate::error::Result;
 use std::collections::VecDeque;
@@ -118,12 +120,22 @@ impl Session<'_> {
             })?;
             self.note(r, "verify ok");
         }
-        for step in &cell.steps {
+        let mut marks = Marks::default();
+        for (i, step) in cell.steps.iter().enumerate() {
             let phase = format!("step {}", step.name);
             interrupted(&phase)?;
-            let result = self.timed(r, &phase, || run_step(&self.ctx, cluster, step, &phase));
+            // Only the steps right before log expectations are marked, and
+            // only on the nodes those read: the mark costs a call per node.
+            let awaited: Vec<&str> = cell.steps[i + 1..].iter().map_while(Step::log_expect).map(|l| l.node.as_str()).collect();
+            if real && step.log_expect().is_none() && !awaited.is_empty() {
+                marks = Marks::take(&self.ctx, cluster, &step.name, &awaited);
+            }
+            let result = self.timed(r, &phase, || run_step(&self.ctx, cluster, step, &phase, &marks));
             if let Some(p) = r.phases.last_mut() {
                 p.detail = step_detail(&result);
+                if step.log_expect().is_some() && result.is_ok() {
+                    p.message = p.detail.clone();
+                }
             }
             let output = result?;
             let how = if !real && step.sql.is_some() {

@@ -1,7 +1,9 @@
 //! One step on one node: a shell command under timeout(1), or SQL sent as
-//! the lab user under a statement_timeout.
+//! the lab user under a statement_timeout; a drill, an expectation (the
+//! live topology, or a server log line: `logwait`) or `same_rows`.
 
-use super::file::Step;
+use super::file::{Expectation, Step};
+use super::logwait::{await_log, Marks};
 use super::report::Failure;
 use crate::cluster::{Cluster, Ctx};
 use crate::error::Result;
@@ -17,13 +19,18 @@ fn step_output(out: &crate::runner::Output) -> String {
 }
 
 /// Runs one step; its output on success, the failure with the output otherwise.
-pub(super) fn run_step(ctx: &Ctx, cluster: &Cluster, step: &Step, phase: &str) -> Result<String, Failure> {
+/// `marks`: where the server logs ended before the last step that was not a
+/// log expectation, for a log expectation to read from.
+pub(super) fn run_step(ctx: &Ctx, cluster: &Cluster, step: &Step, phase: &str, marks: &Marks) -> Result<String, Failure> {
     if let Some(d) = &step.drill {
         let drill = crate::drills::Drill::parse(d).expect("drill steps were checked at load");
         return drill.run(ctx, cluster).map_err(|e| Failure::from_error(phase, &e));
     }
     if let Some(want) = &step.expect {
-        return expect(cluster, want).map_err(|why| Failure::new(phase, why, None));
+        return match want.form().expect("expect steps were checked at load") {
+            Expectation::Topology { leader, followers } => expect(cluster, leader, followers).map_err(|why| Failure::new(phase, why, None)),
+            Expectation::Log(log) => await_log(ctx, cluster, log, marks).map_err(|m| Failure::new(phase, m.message, m.output)),
+        };
     }
     if let Some(tables) = &step.same_rows {
         if !ctx.runner.is_real() {
@@ -69,15 +76,15 @@ pub(super) fn run_step(ctx: &Ctx, cluster: &Cluster, step: &Step, phase: &str) -
 
 /// The live topology against an `expect` step: first what clusterlab
 /// recorded, then what the servers say (verify of the live plan).
-fn expect(cluster: &Cluster, want: &super::file::Expect) -> std::result::Result<String, String> {
+fn expect(cluster: &Cluster, want_leader: &str, want_followers: &[String]) -> std::result::Result<String, String> {
     let plan = cluster.current_plan().map_err(|e| e.to_string())?;
     let mut followers: Vec<&str> = plan.nodes.iter().filter(|n| n.upstream.is_some()).map(|n| n.name.as_str()).collect();
     followers.sort_unstable();
-    let mut wanted: Vec<&str> = want.followers.iter().map(String::as_str).collect();
+    let mut wanted: Vec<&str> = want_followers.iter().map(String::as_str).collect();
     wanted.sort_unstable();
     let leader = &plan.leader().name;
-    if *leader != want.leader || followers != wanted {
-        return Err(format!("expected {} leading {:?}, the live topology is {leader} leading {followers:?}", want.leader, wanted));
+    if leader != want_leader || followers != wanted {
+        return Err(format!("expected {want_leader} leading {wanted:?}, the live topology is {leader} leading {followers:?}"));
     }
     let password = cluster.workdir.lab_password().map_err(|e| e.to_string())?;
     let report = crate::verify::verify(&plan, &password, Duration::from_secs(30));
