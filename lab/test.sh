@@ -5,8 +5,8 @@
 #   2. real clusters on Vagrant's docker provider: PostgreSQL 9.4 compiled from
 #      source, the full cycle for the majors whose provisioning differs, sync,
 #      cascade, idempotent provisioning; the drills (failover, rejoin, faults,
-#      acknowledged writes, backup and PITR) on 9.4, 12 and 18 and the shipped
-#      drill files; major-version upgrades (pg_upgrade --link and --copy, dump)
+#      lost commit log and WAL, acknowledged writes, backup and PITR) on 9.4,
+#      12 and 18 and the shipped drill files; major-version upgrades (pg_upgrade --link and --copy, dump)
 #      under a writer, and back by reset; one matrix call over 9.4 and 10-18,
 #   3. real clusters on libvirt VMs (software emulation): the 9.4 headline spec,
 #      13, 15, drills on 17, and an interrupted `up` that `destroy` must clean

@@ -59,16 +59,7 @@ pub(super) fn take(d: &mut DrillCtx, node: &str, loss: Loss) -> Result<String> {
     let said = match loss {
         Loss::Clog => {
             let what = take_on(d, node, node, &["clusterlab-pg", "clog-loss"], |f| f.to_string())?;
-            let line = await_log(d, node, &marks, "could not access status of transaction");
-            let back = if d.live.leader == node {
-                format!("a follower has its own commit log: `clusterlab promote SPEC FOLLOWER`, then `clusterlab rejoin SPEC {node}` clones {node} again")
-            } else {
-                format!("`clusterlab rejoin SPEC {node}` clones it again")
-            };
-            format!(
-                "{node}: {what} is gone, after a checkpoint and a clean stop (no WAL replay can write it again), and PostgreSQL does not start. \
-                 Its log: {line}\nThe way back: {back}; `clusterlab fault SPEC {node} heal` puts the segment back"
-            )
+            clog_symptom(d, node, &what, &marks)
         }
         Loss::ArchivedWal => {
             let what = take_on(d, node, node, &["clusterlab-pg", "wal-loss-archive"], |f| format!("{f} from its WAL archive"))?;
@@ -94,6 +85,32 @@ pub(super) fn take(d: &mut DrillCtx, node: &str, loss: Loss) -> Result<String> {
         }
     };
     Ok(said)
+}
+
+/// A leader's start fails at the first commit status it reads; a standby's
+/// recovery reads a missing segment as zeroes and goes on, so it starts, and
+/// transactions older than its last restartpoint (whose commit records it
+/// does not replay again) then look uncommitted where no hint bit says
+/// otherwise: quietly wrong answers, which is worse.
+fn clog_symptom(d: &DrillCtx, node: &str, what: &str, marks: &[String]) -> String {
+    let heal = format!("`clusterlab fault SPEC {node} heal` puts the segment back");
+    if d.live.upstreams.contains_key(node) {
+        let line = await_log(d, node, marks, "reading as zeroes");
+        return format!(
+            "{node}: {what} is gone, after a restartpoint and a clean stop. A standby starts anyway: recovery reads the missing segment              as zeroes, so rows of transactions from before the restartpoint can look uncommitted on {node}. Its log: {line}\n\
+             The way back: `clusterlab rejoin SPEC {node}` clones it again; {heal}"
+        );
+    }
+    let line = await_log(d, node, marks, "could not access status of transaction");
+    let back = if d.live.leader == node {
+        format!("a follower has its own commit log: `clusterlab promote SPEC FOLLOWER`, then `clusterlab rejoin SPEC {node}` clones {node} again")
+    } else {
+        format!("`clusterlab rejoin SPEC {node}` clones it again")
+    };
+    format!(
+        "{node}: {what} is gone, after a checkpoint and a clean stop (no WAL replay can write it again), and PostgreSQL does not start. \
+         Its log: {line}\nThe way back: {back}; {heal}"
+    )
 }
 
 /// Runs the script verb on `on`, whose last output line names the file, and records it.
@@ -140,7 +157,7 @@ fn await_log(d: &DrillCtx, node: &str, marks: &[String], needle: &str) -> String
             }
         }
         if started.elapsed() > Duration::from_secs(15) {
-            return format!("(no line with \"{needle}\" within 15 s; `clusterlab ssh SPEC {node}` and read /var/log/postgresql)");
+            return format!("(nothing about it within 15 s; `clusterlab ssh SPEC {node}` and read /var/log/postgresql)");
         }
         std::thread::sleep(Duration::from_millis(500));
     }
