@@ -411,6 +411,11 @@ impl Cluster {
         st.archive_failing.clear();
         // The reset puts back the whole data directory and archive.
         st.aside.clear();
+        for name in std::mem::take(&mut st.slowed) {
+            if let Some(n) = self.plan.node(&name) {
+                p.netem(n, None)?;
+            }
+        }
         for name in std::mem::take(&mut st.frozen) {
             if let Some(n) = self.plan.node(&name) {
                 p.freeze(n, false)?;
@@ -500,6 +505,9 @@ impl StatusReport {
                 }
                 for a in &s.aside {
                     out += &format!("{} lost {} (`clusterlab fault SPEC {} heal` puts it back)\n", a.node, a.what, a.node);
+                }
+                if !s.slowed.is_empty() {
+                    out += &format!("link slowed (netem): {} (`clusterlab fault SPEC NODE heal`)\n", s.slowed.join(", "));
                 }
                 if !s.frozen.is_empty() {
                     out += &format!("frozen: {} (`clusterlab fault SPEC NODE heal`)\n", s.frozen.join(", "));

@@ -39,6 +39,9 @@ pub struct State {
     /// Nodes whose archive_command `fault archive-fail` made fail.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub archive_failing: Vec<String>,
+    /// Nodes whose link `fault lag` or `fault loss` slowed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slowed: Vec<String>,
     /// Files `fault clog-loss` and `fault wal-loss` set aside, for `heal` to put back.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aside: Vec<Aside>,

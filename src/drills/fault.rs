@@ -26,21 +26,38 @@ pub enum Fault {
     ClogLoss,
     /// A follower's next WAL segment is gone from its upstream (with --archive: the first segment archived after the newest base backup, from the node's archive).
     WalLoss,
+    /// A slow link: AMOUNT ms of delay on the node's interface (tc netem; where the kernel has it).
+    Lag,
+    /// A lossy link: AMOUNT percent of the node's packets dropped (tc netem).
+    Loss,
     /// Undo every fault on the node (files clog-loss and wal-loss took are put back; a killed server is started again too).
     Heal,
 }
 
 /// The topology is unchanged: a broken node is still where it was. Returns
 /// what a DBA will see.
-pub(super) fn run(ctx: &Ctx, c: &Cluster, node: &str, fault: Fault, archive: bool) -> Result<String> {
+pub(super) fn run(ctx: &Ctx, c: &Cluster, args: &super::FaultArgs) -> Result<String> {
+    let (node, fault, archive) = (args.node.as_str(), args.fault, args.archive);
     c.node_named(node)?;
     let vagrant = c.vagrant(ctx);
     let mut d = DrillCtx::begin(ctx, c, &vagrant, Operation::Fault, "break")?;
     refuse(&d, node, fault, archive)?;
+    let amount = amount_for(node, fault, args.amount)?;
     let said = d.recorded(|d| {
         let lost = match fault {
             Fault::ClogLoss => Some(fault_files::take(d, node, Loss::Clog)?),
             Fault::WalLoss => Some(fault_files::take(d, node, if archive { Loss::ArchivedWal } else { Loss::Wal })?),
+            Fault::Lag | Fault::Loss => {
+                let rule = match fault {
+                    Fault::Lag => ["delay".to_string(), format!("{amount}ms")],
+                    _ => ["loss".to_string(), format!("{amount}%")],
+                };
+                d.p.netem(d.machine(node), Some(&[rule[0].as_str(), rule[1].as_str()]))?;
+                if !d.st.slowed.iter().any(|s| s == node) {
+                    d.st.slowed.push(node.to_string());
+                }
+                Some(format!("{node}: {} {} on the interface that carries its address (tc netem); `clusterlab fault SPEC {node} heal` takes it away", rule[0], rule[1]))
+            }
             _ => {
                 apply(d, node, fault)?;
                 None
@@ -124,9 +141,13 @@ fn apply(d: &mut DrillCtx, node: &str, fault: Fault) -> Result<()> {
             }
         }
         Fault::SlotHold => d.node_ctl(node, "stop")?,
-        Fault::ClogLoss | Fault::WalLoss => unreachable!("fault_files::take"),
+        Fault::ClogLoss | Fault::WalLoss | Fault::Lag | Fault::Loss => unreachable!("handled in run"),
         Fault::Heal => {
             fault_files::put_back(d, node)?;
+            if d.st.slowed.iter().any(|s| s == node) {
+                d.p.netem(n, None)?;
+                d.st.slowed.retain(|s| s != node);
+            }
             if frozen {
                 d.p.freeze(n, false)?;
                 d.st.frozen.retain(|f| f != node);
@@ -143,4 +164,37 @@ fn apply(d: &mut DrillCtx, node: &str, fault: Fault) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The amount lag and loss need (and only they take): ms, or a percentage up to 100.
+fn amount_for(node: &str, fault: Fault, amount: Option<u32>) -> Result<u32> {
+    match (fault, amount) {
+        (Fault::Lag, Some(ms)) if ms > 0 => Ok(ms),
+        (Fault::Loss, Some(pct)) if (1..=100).contains(&pct) => Ok(pct),
+        (Fault::Lag, _) => Err(Error::usage("lag needs the delay in milliseconds, above 0", format!("`clusterlab fault SPEC {node} lag 200`"))),
+        (Fault::Loss, _) => Err(Error::usage("loss needs the percentage of packets to drop, 1 to 100", format!("`clusterlab fault SPEC {node} loss 5`"))),
+        (_, Some(a)) => Err(Error::usage(format!("only lag and loss take an amount, not {} ({a})", clap::ValueEnum::to_possible_value(&fault).map(|v| v.get_name().to_string()).unwrap_or_default()), "drop the number")),
+        (_, None) => Ok(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_and_loss_take_an_amount_and_nothing_else_does() {
+        assert_eq!(amount_for("pg2", Fault::Lag, Some(200)).unwrap(), 200);
+        assert_eq!(amount_for("pg2", Fault::Loss, Some(100)).unwrap(), 100);
+        assert_eq!(amount_for("pg2", Fault::Kill, None).unwrap(), 0);
+        for (fault, amount, says) in [
+            (Fault::Lag, None, "lag needs the delay"),
+            (Fault::Lag, Some(0), "lag needs the delay"),
+            (Fault::Loss, Some(101), "loss needs the percentage"),
+            (Fault::Kill, Some(5), "not kill (5)"),
+        ] {
+            let e = amount_for("pg2", fault, amount).unwrap_err().to_string();
+            assert!(e.contains(says), "{fault:?} {amount:?}: {e}");
+        }
+    }
 }

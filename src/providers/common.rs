@@ -101,10 +101,21 @@ pub trait Machines: Sync {
         let can: Vec<&str> = Provider::ALL.iter().filter(|p| p.capabilities().freeze).map(|p| p.as_str()).collect();
         Err(Error::usage(format!("freezing a {} machine is not supported", self.name()), format!("use the {} provider for this fault", can.join(" or "))))
     }
+    /// Runs a network command (`ip`, `tc`) in the node's network namespace,
+    /// as root: inside the machine where it may change its own network.
+    fn net_run(&self, node: &Node, args: &[&str]) -> Result<Output> {
+        self.env().runner.run(&self.exec_cmd(node, args)?, &Mode::Capture)
+    }
     /// Cuts a node off from the given addresses (both ways need a call on
     /// each side), or restores the routes. The host keeps reaching the node.
     fn partition(&self, node: &Node, peers: &[&str], cut: bool) -> Result<()> {
-        blackholes(node, peers, cut, "`clusterlab status SPEC`", |args| Ok(self.env().runner.run(&self.exec_cmd(node, args)?, &Mode::Capture)?))
+        blackholes(node, peers, cut, |args| self.net_run(node, args))
+    }
+    /// Delays or drops the node's traffic on the interface that carries its
+    /// address (`tc netem`: https://man7.org/linux/man-pages/man8/tc-netem.8.html),
+    /// or (None) takes that away.
+    fn netem(&self, node: &Node, rule: Option<&[&str]>) -> Result<()> {
+        super::netem::apply(node, rule, |args| self.net_run(node, args))
     }
     /// Removes machines, volumes, snapshots and networks that vagrant no
     /// longer knows about (an interrupted `up` can leave them).
@@ -125,12 +136,12 @@ pub trait Machines: Sync {
 
 /// Adds (or removes) a blackhole route on `node` to each peer, running
 /// `ip route` the way `run` says. Healing a route that is already gone is fine.
-pub(super) fn blackholes(node: &Node, peers: &[&str], cut: bool, hint: &str, run: impl Fn(&[&str]) -> Result<Output>) -> Result<()> {
+pub(super) fn blackholes(node: &Node, peers: &[&str], cut: bool, run: impl Fn(&[&str]) -> Result<Output>) -> Result<()> {
     let route = if cut { "replace" } else { "del" };
     for peer in peers {
         let out = run(&["ip", "route", route, "blackhole", &format!("{peer}/32")])?;
         if cut && !out.ok() {
-            return Err(Error::usage(format!("could not cut {} off from {peer}: {}", node.name, out.stderr.trim()), hint));
+            return Err(Error::usage(format!("could not cut {} off from {peer}: {}", node.name, out.stderr.trim()), "`clusterlab status SPEC`; on docker clusterlab must run as root (nsenter)"));
         }
     }
     Ok(())

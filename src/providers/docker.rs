@@ -1,9 +1,9 @@
 //! Vagrant's docker provider: containers, reached with `docker exec`.
 
-use super::common::{blackholes, state_of, Env, Machines};
+use super::common::{state_of, Env, Machines};
 use crate::error::{Error, Result};
 use crate::plan::Node;
-use crate::runner::{check, Cmd, Mode};
+use crate::runner::{check, Cmd, Mode, Output};
 
 pub struct Docker<'a>(pub Env<'a>);
 
@@ -65,13 +65,13 @@ impl Machines for Docker<'_> {
 
     /// A container may not change its own routes (no CAP_NET_ADMIN), so the
     /// routes are set from the host, inside the container's network namespace.
-    fn partition(&self, node: &Node, peers: &[&str], cut: bool) -> Result<()> {
+    /// From the host inside the container's network namespace: a container
+    /// may not change its own routes or queues.
+    fn net_run(&self, node: &Node, args: &[&str]) -> Result<Output> {
         let pid = check(self.0.runner, &self.docker(&["inspect", "-f", "{{.State.Pid}}", &node.machine]), &Mode::Capture, "is the container running?")?;
         let pid = pid.stdout.trim().to_string();
-        blackholes(node, peers, cut, "run clusterlab as root (nsenter)", |args| {
-            let cmd = Cmd::new("nsenter", ["-t", pid.as_str(), "-n"].into_iter().chain(args.iter().copied()));
-            self.0.runner.run(&cmd, &Mode::Capture)
-        })
+        let cmd = Cmd::new("nsenter", ["-t", pid.as_str(), "-n"].into_iter().chain(args.iter().copied()));
+        self.0.runner.run(&cmd, &Mode::Capture)
     }
 
     fn remove_leftovers(&self) -> Result<Vec<String>> {

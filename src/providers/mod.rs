@@ -10,6 +10,7 @@ mod common;
 mod docker;
 pub mod kind;
 mod libvirt;
+mod netem;
 mod virtualbox;
 
 pub use common::{Env, Machines, SNAPSHOT};
