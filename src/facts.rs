@@ -121,6 +121,12 @@ pub struct Facts {
     /// From 10 the role `pg_monitor` lets a non-superuser read pg_stat_replication
     /// in full (https://www.postgresql.org/docs/10/release-10.html, "Add default monitoring roles").
     pub has_pg_monitor: bool,
+    /// `pg_ls_waldir()` (name, size and mtime of each regular file in pg_wal; pg_monitor
+    /// members may call it) exists from 10
+    /// (https://www.postgresql.org/docs/10/functions-admin.html#FUNCTIONS-ADMIN-GENFILE).
+    /// Before, verify counts the WAL segments through `pg_ls_dir`, which only a superuser
+    /// may call: the lab user is one there (templates/scripts/leader.sh.tera).
+    pub has_pg_ls_waldir: bool,
     /// Walsenders count against max_connections before 12
     /// (https://www.postgresql.org/docs/12/release-12.html, max_wal_senders).
     pub walsenders_in_max_connections: bool,
@@ -298,6 +304,7 @@ impl Facts {
             recovery_target_action: v >= 905,
             has_recovery_target_lsn: v >= 1000,
             has_pg_monitor: v >= 1000,
+            has_pg_ls_waldir: v >= 1000,
             walsenders_in_max_connections: v < 1200,
             promote_trigger_setting: if v < 1200 {
                 Some("trigger_file")
@@ -425,6 +432,17 @@ mod tests {
         assert!(!f("9.5").has_wal_receiver_view && f("9.6").has_wal_receiver_view);
         assert_eq!((f("9.6").replay_lsn_column, f("10").replay_lsn_column), ("replay_location", "replay_lsn"));
         assert_eq!((f("9.6").lsn_diff_fn, f("10").lsn_diff_fn), ("pg_xlog_location_diff", "pg_wal_lsn_diff"));
+    }
+
+    #[test]
+    fn wal_dir_listing_from_10() {
+        assert!(!f("9.4").has_pg_ls_waldir && !f("9.6").has_pg_ls_waldir);
+        assert!(f("10").has_pg_ls_waldir && f("18").has_pg_ls_waldir);
+        // Where it is missing, the lab user is a superuser and may call pg_ls_dir.
+        for v in MAJORS {
+            let x = f(v);
+            assert!(x.has_pg_ls_waldir || !x.has_pg_monitor, "{v}");
+        }
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! What a node says about its replication, in one round trip: recovery, its
 //! walsenders with each follower's lag, its physical slots with the WAL each
-//! holds, its archiver and its timeline. The SQL differs per major (names
-//! from `Facts`), the rest is pure: rows in, a `NodeView` out, and the
-//! warnings it deserves.
+//! holds, its archiver, its timeline, and what its WAL directory and
+//! databases take on disk. The SQL differs per major (names from `Facts`),
+//! the rest is pure: rows in, a `NodeView` out, and the warnings it deserves.
 
 use crate::error::{Error, Result};
 use crate::facts::Facts;
@@ -67,6 +67,12 @@ pub struct NodeView {
     pub slots: Vec<Slot>,
     pub archiver: Option<Archiver>,
     pub timeline: Option<u32>,
+    /// Bytes in the WAL directory (`disk_sql`).
+    pub wal_dir_bytes: Option<u64>,
+    /// Bytes of the databases one may connect to (`disk_sql`).
+    pub databases_bytes: Option<u64>,
+    /// Why the node did not say what it takes on disk (PostgreSQL's message).
+    pub disk_unread: Option<String>,
 }
 
 /// Where this node's WAL ends, for lag and for the WAL a slot holds. On a
@@ -124,9 +130,66 @@ pub fn view_sql(f: &Facts) -> String {
     )
 }
 
-/// The view from the five results of `view_sql`.
-pub fn parse_view(results: Vec<Rows>) -> Result<NodeView> {
-    let [recovery, senders, slots, archiver, timeline] = <[_; 5]>::try_from(results).map_err(|r| Error::Verify(format!("expected 5 results, got {}", r.len())))?;
+/// What a node's WAL directory and its databases take on disk, in bytes: one
+/// statement of two columns.
+///
+/// The WAL directory: from 10 the sum of `pg_ls_waldir()`, every regular file
+/// in pg_wal. Before 10 the number of WAL segment files in pg_xlog (names of
+/// 24 hex digits, as the server names them) times the segment size: a
+/// segment file always has its full size (the server creates it so, and
+/// recycles it by renaming), and counting names stats no file, so a segment
+/// a checkpoint removes between listing and counting cannot fail the
+/// statement. `pg_stat_file` per file could: its `missing_ok` came in 9.5,
+/// 9.4 has none (https://www.postgresql.org/docs/9.5/functions-admin.html#FUNCTIONS-ADMIN-GENFILE).
+/// The segment size before 11 is fixed when the server is built: 16 MB
+/// unless configured otherwise (https://www.postgresql.org/docs/9.4/wal-internals.html),
+/// `wal_segment_size` blocks of `wal_block_size` bytes
+/// (https://www.postgresql.org/docs/9.4/runtime-config-preset.html), which
+/// is what the statement multiplies. So before 10 only segments count: not
+/// the timeline and backup history files (small text files), nor the
+/// `.partial` segment a 9.5/9.6 promotion leaves, which 10+ counts.
+///
+/// The databases: `pg_database_size` of each one that allows connections
+/// (template0 does not), which needs CONNECT on it (granted to PUBLIC by
+/// default) or pg_read_all_stats, a member of pg_monitor, from 10
+/// (https://www.postgresql.org/docs/10/functions-admin.html#FUNCTIONS-ADMIN-DBSIZE);
+/// before 10 the lab user is a superuser.
+pub fn disk_sql(f: &Facts) -> String {
+    let wal = if f.has_pg_ls_waldir {
+        "SELECT coalesce(sum(size), 0) FROM pg_ls_waldir()".to_string()
+    } else {
+        format!(
+            "SELECT count(*) * (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size') \
+             * (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_block_size') \
+             FROM pg_ls_dir('{}') AS f(name) WHERE name ~ '^[0-9A-F]{{24}}$'",
+            f.wal_dir
+        )
+    };
+    format!("SELECT ({wal}), (SELECT sum(pg_database_size(oid)) FROM pg_database WHERE datallowconn)")
+}
+
+/// A node's view as verify sends it: the five statements and the disk
+/// statement in one round trip (`with_disk`), and the five alone, for a
+/// node where the disk statement failed. Disk use is not worth a failed
+/// verify: `pg_ls_waldir` fails on a file removed between listing and stat
+/// in servers that predate PostgreSQL's fix for that race, and a DBA may
+/// have taken privileges away.
+pub struct ViewSql {
+    pub with_disk: String,
+    pub view: String,
+}
+
+impl ViewSql {
+    pub fn new(f: &Facts) -> ViewSql {
+        let view = view_sql(f);
+        ViewSql { with_disk: format!("{view}; {}", disk_sql(f)), view }
+    }
+}
+
+/// The view from the results of `view_sql` (five), or of `ViewSql::with_disk` (six).
+pub fn parse_view(mut results: Vec<Rows>) -> Result<NodeView> {
+    let disk = if results.len() == 6 { results.pop() } else { None };
+    let [recovery, senders, slots, archiver, timeline] = <[_; 5]>::try_from(results).map_err(|r| Error::Verify(format!("expected 5 or 6 results, got {}", r.len())))?;
     let cell = |row: &[Option<String>], i: usize| row.get(i).cloned().flatten();
     let in_recovery = recovery.first().is_some_and(|row| cell(row, 0).as_deref() == Some("t"));
     let walsenders = senders
@@ -157,11 +220,13 @@ pub fn parse_view(results: Vec<Rows>) -> Result<NodeView> {
         failing: cell(row, 5).as_deref() == Some("t"),
     });
     let timeline = timeline.first().and_then(|row| timeline_of(cell(row, 0).as_deref(), cell(row, 1).as_deref()));
-    Ok(NodeView { in_recovery, walsenders, slots, archiver, timeline })
+    let disk_row = disk.as_ref().and_then(|rows| rows.first());
+    let size = |i: usize| disk_row.and_then(|row| cell(row, i)).as_deref().and_then(bytes);
+    Ok(NodeView { in_recovery, walsenders, slots, archiver, timeline, wal_dir_bytes: size(0), databases_bytes: size(1), disk_unread: None })
 }
 
-/// A WAL distance (numeric text) in bytes. A standby a hair ahead of what its
-/// cascading upstream reports counts as 0, not as a negative lag.
+/// Bytes from numeric text: a WAL distance or a size. A standby a hair ahead
+/// of what its cascading upstream reports counts as 0, not as a negative lag.
 fn bytes(text: &str) -> Option<u64> {
     let n: f64 = text.trim().parse().ok()?;
     n.is_finite().then(|| n.max(0.0).round() as u64)
@@ -197,7 +262,8 @@ pub fn format_bytes(n: u64) -> String {
 }
 
 /// What deserves a word on a node that works: a failing archiver, a slot that
-/// lost its WAL or is about to, one holding a lot of WAL, one nobody uses.
+/// lost its WAL or is about to, one holding a lot of WAL, one nobody uses,
+/// disk use the node did not say.
 /// `used`: the slots followers of this topology stream through on this node.
 /// Warnings do not fail verify: replication works, the cluster needs care.
 pub fn warnings(view: &NodeView, used: &[&str]) -> Vec<String> {
@@ -220,6 +286,9 @@ pub fn warnings(view: &NodeView, used: &[&str]) -> Vec<String> {
         if !s.active && !used.contains(&s.name.as_str()) {
             out.push(format!("slot {} is inactive and no follower streams through it (it keeps WAL until dropped)", s.name));
         }
+    }
+    if let Some(why) = &view.disk_unread {
+        out.push(format!("disk use not read ({why})"));
     }
     out
 }
@@ -283,6 +352,35 @@ mod tests {
         }
     }
 
+    #[test]
+    fn disk_sql_counts_segments_before_10() {
+        let sql = disk_sql(&f("9.4"));
+        assert!(sql.contains("SELECT count(*) * (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size') * (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_block_size') FROM pg_ls_dir('pg_xlog') AS f(name) WHERE name ~ '^[0-9A-F]{24}$'"), "{sql}");
+        assert!(!sql.contains("pg_ls_waldir") && !sql.contains("pg_stat_file") && !sql.contains("pg_wal'"), "9.4 has neither, and pg_stat_file has no missing_ok there: {sql}");
+        assert_eq!(disk_sql(&f("9.6")), sql, "one form for every major before 10");
+    }
+
+    #[test]
+    fn disk_sql_lists_the_wal_dir_from_10() {
+        for v in ["10", "18"] {
+            let sql = disk_sql(&f(v));
+            assert!(sql.starts_with("SELECT (SELECT coalesce(sum(size), 0) FROM pg_ls_waldir()), "), "{v}: {sql}");
+            assert!(!sql.contains("pg_ls_dir(") && !sql.contains("xlog"), "{v}: {sql}");
+        }
+    }
+
+    #[test]
+    fn disk_sql_sums_the_databases_one_may_connect_to() {
+        for v in crate::facts::MAJORS {
+            let sql = disk_sql(&f(v));
+            assert!(sql.ends_with(", (SELECT sum(pg_database_size(oid)) FROM pg_database WHERE datallowconn)"), "{v}: {sql}");
+            assert!(!sql.contains(';'), "one statement: {v}: {sql}");
+            let both = ViewSql::new(&f(v));
+            assert_eq!(both.with_disk, format!("{}; {sql}", view_sql(&f(v))), "{v}: the view's five statements first");
+            assert_eq!(both.with_disk.matches("; ").count(), 5, "{v}");
+        }
+    }
+
     /// The rows a 13+ leader with two followers, one far behind, might answer.
     fn leader_rows() -> Vec<Rows> {
         vec![
@@ -314,6 +412,24 @@ mod tests {
         let a = v.archiver.unwrap();
         assert_eq!((a.archived_count, a.failed_count, a.failing), (12, 3, true));
         assert_eq!(a.last_failed_wal.as_deref(), Some("00000001000000000000000C"));
+    }
+
+    #[test]
+    fn parses_disk_use_when_asked_for_it() {
+        let v = parse_view(leader_rows()).unwrap();
+        assert_eq!((v.wal_dir_bytes, v.databases_bytes), (None, None), "the view alone");
+        let mut rows = leader_rows();
+        rows.push(vec![row(&[Some("1140850688"), Some("23207055")])]);
+        let v = parse_view(rows).unwrap();
+        assert_eq!((v.wal_dir_bytes, v.databases_bytes), (Some(1_140_850_688), Some(23_207_055)));
+        assert_eq!(v.timeline, Some(2), "the five before it parse as ever");
+        let mut rows = leader_rows();
+        rows.push(vec![row(&[Some("0"), None])]);
+        let v = parse_view(rows).unwrap();
+        assert_eq!((v.wal_dir_bytes, v.databases_bytes), (Some(0), None));
+        let mut rows = leader_rows();
+        rows.extend([vec![], vec![]]);
+        assert!(parse_view(rows).is_err(), "seven results");
     }
 
     #[test]
@@ -371,5 +487,14 @@ mod tests {
         assert!(warnings(&v, &["pg2"]).is_empty(), "at the threshold is fine");
         v.slots[0].wal_status = Some("unreserved".into());
         assert_eq!(warnings(&v, &["pg2"]), ["slot pg2 about to lose its WAL (wal_status unreserved)"]);
+    }
+
+    #[test]
+    fn disk_use_not_read_is_a_warning() {
+        let mut v = parse_view(leader_rows()).unwrap();
+        v.slots.truncate(1);
+        v.archiver = None;
+        v.disk_unread = Some("permission denied for function pg_ls_waldir".into());
+        assert_eq!(warnings(&v, &["pg2"]), ["disk use not read (permission denied for function pg_ls_waldir)"]);
     }
 }

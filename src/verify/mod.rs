@@ -3,8 +3,9 @@
 //! active), every follower is in recovery, and a row written on the leader is
 //! read back on every follower. All from the host, over the private network,
 //! nodes in parallel, polled until a deadline. On the way it reads what a
-//! DBA looks at next (lag, WAL held by slots, the archiver, timelines:
-//! `metrics`) and names what needs care without failing (`report`).
+//! DBA looks at next (lag, WAL held by slots, the archiver, timelines, disk
+//! use of the WAL directory and the databases: `metrics`) and names what
+//! needs care without failing (`report`).
 
 pub mod metrics;
 mod report;
@@ -84,9 +85,18 @@ fn simple(c: &mut postgres::Client, sql: &str) -> Result<Vec<metrics::Rows>> {
     Ok(results)
 }
 
-/// The node's view, in one round trip (see `metrics::view_sql`).
-fn node_view(c: &mut postgres::Client, sql: &str) -> Result<NodeView> {
-    metrics::parse_view(simple(c, sql)?)
+/// The node's view with its disk use, in one round trip; where the disk
+/// statement fails, the view again without it, and the reason as a warning
+/// (`metrics::ViewSql`). A failure on a lost connection is not retried.
+fn node_view(c: &mut postgres::Client, sql: &metrics::ViewSql) -> Result<NodeView> {
+    match simple(c, &sql.with_disk) {
+        Ok(results) => metrics::parse_view(results),
+        Err(Error::Verify(why)) if !c.is_closed() => {
+            let view = metrics::parse_view(simple(c, &sql.view)?)?;
+            Ok(NodeView { disk_unread: Some(why), ..view })
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Runs `f` on its own thread and gives up on it at `deadline`: a frozen
@@ -225,7 +235,7 @@ fn settled_views(plan: &Plan, password: &str, start: Instant, deadline: Instant)
     parallel(&plan.nodes, |n| -> Result<(Mutex<postgres::Client>, NodeView)> {
         let mut c = connect_until(n, password, plan, deadline)?;
         tracing::debug!(node = %n.name, elapsed_ms = start.elapsed().as_millis() as u64, "connected");
-        let sql = metrics::view_sql(&plan.facts);
+        let sql = metrics::ViewSql::new(&plan.facts);
         loop {
             let view = node_view(&mut c, &sql)?;
             let children: Vec<&Node> = plan.nodes.iter().filter(|m| m.upstream.as_deref() == Some(n.name.as_str())).collect();
@@ -247,7 +257,7 @@ fn settled_views(plan: &Plan, password: &str, start: Instant, deadline: Instant)
 /// others still say what they see (a stopped follower's slot holding WAL on
 /// its upstream is what `fault slot-hold` is there to show).
 fn unreachable_nodes(plan: &Plan, password: &str, reports: &mut [NodeReport], e: &Error) {
-    let sql = metrics::view_sql(&plan.facts);
+    let sql = metrics::ViewSql::new(&plan.facts);
     for (r, n) in reports.iter_mut().zip(&plan.nodes) {
         match connect(n, password, plan, Duration::from_secs(2)) {
             Err(e) => r.problems.push(e.to_string().trim_start_matches("verify failed: ").to_string()),
@@ -283,7 +293,7 @@ fn check_views(plan: &Plan, per_node: &[NodeView], reports: &mut [NodeReport]) {
 }
 
 /// What a node's own view says of it: recovery, timeline, slots, archiver,
-/// and the warnings they deserve (its followers' slots count as used).
+/// disk use, and the warnings they deserve (its followers' slots count as used).
 fn own_view(plan: &Plan, n: &Node, view: &NodeView, r: &mut NodeReport) {
     let used: Vec<&str> = plan.nodes.iter().filter(|m| m.upstream.as_deref() == Some(n.name.as_str())).filter_map(|m| m.slot.as_deref()).collect();
     r.warnings = metrics::warnings(view, &used);
@@ -291,6 +301,8 @@ fn own_view(plan: &Plan, n: &Node, view: &NodeView, r: &mut NodeReport) {
     r.timeline = view.timeline;
     r.slots = view.slots.clone();
     r.archiver = view.archiver.clone();
+    r.wal_dir_bytes = view.wal_dir_bytes;
+    r.databases_bytes = view.databases_bytes;
 }
 
 /// A follower as its upstream's view shows it: streaming, in sync where

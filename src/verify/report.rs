@@ -3,8 +3,9 @@
 //! `ok` is false exactly when some node has a problem: replication does not
 //! work (a follower not streaming, a slot inactive or missing, the test row
 //! not arriving). Warnings (a failing archiver, a slot lost or holding much
-//! WAL, an unused slot) are named in the table and the JSON but leave `ok`
-//! and the exit code alone: the cluster replicates, it needs care.
+//! WAL, an unused slot, disk use a node did not report) are named in the
+//! table and the JSON but leave `ok` and the exit code alone: the cluster
+//! replicates, it needs care.
 
 use super::metrics::{format_bytes, Archiver, Slot};
 use crate::error::{Error, Result};
@@ -43,6 +44,13 @@ pub struct NodeReport {
     /// Where this node archives WAL: its pg_stat_archiver.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub archiver: Option<Archiver>,
+    /// Bytes in this node's WAL directory (pg_wal; pg_xlog before 10): every
+    /// regular file from 10, the WAL segments before (`metrics::disk_sql`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wal_dir_bytes: Option<u64>,
+    /// Bytes of this node's databases, all but template0 (`pg_database_size`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub databases_bytes: Option<u64>,
     /// Replication does not work here: `ok` is false.
     pub problems: Vec<String>,
     /// Needs care, replication works: `ok` stays.
@@ -60,7 +68,7 @@ pub struct Report {
 
 impl Report {
     pub fn table(&self) -> String {
-        let header = ["NODE", "ROLE", "UPSTREAM", "RECOVERY", "TL", "STREAMING", "SLOT", "WAL-HELD", "LAG", "ROW", "PROBLEMS"];
+        let header = ["NODE", "ROLE", "UPSTREAM", "RECOVERY", "TL", "STREAMING", "SLOT", "WAL-HELD", "LAG", "ROW", "WAL-DIR/DBS", "PROBLEMS"];
         let mut rows = vec![header.map(String::from).to_vec()];
         for n in &self.nodes {
             let yn = |b: Option<bool>, y: &str, no: &str| b.map(|b| if b { y } else { no }).unwrap_or("-").to_string();
@@ -83,6 +91,10 @@ impl Report {
                     (Role::Leader, _) => "written".into(),
                     (_, Some(ms)) => format!("{ms} ms"),
                     _ => "-".into(),
+                },
+                match (n.wal_dir_bytes, n.databases_bytes) {
+                    (None, None) => "-".into(),
+                    (wal, dbs) => format!("{}/{}", bytes(wal), bytes(dbs)),
                 },
                 verdict(n),
             ]);
@@ -133,6 +145,8 @@ mod tests {
             in_recovery: Some(false),
             timeline: Some(1),
             slots: vec![Slot { name: "pg2".into(), active: true, wal_held_bytes: Some(3 << 20), wal_status: Some("reserved".into()) }],
+            wal_dir_bytes: Some(1088 << 20),
+            databases_bytes: Some(23_207_055),
             warnings: vec!["archiver failing (2 failures, last WAL 000000010000000000000003)".into()],
             ..Default::default()
         };
@@ -149,6 +163,7 @@ mod tests {
             slot_active: Some(true),
             lag_bytes: Some(0),
             row_ms: Some(5),
+            wal_dir_bytes: Some(48 << 20),
             ..Default::default()
         };
         Report { cluster: "c".into(), ok: true, elapsed_ms: 9, nodes: vec![leader, follower] }
@@ -158,11 +173,23 @@ mod tests {
     fn the_table_shows_lag_slot_wal_and_warnings() {
         let t = report().table();
         let want = "\
-NODE  ROLE      UPSTREAM  RECOVERY  TL  STREAMING  SLOT    WAL-HELD  LAG  ROW      PROBLEMS
-pg1   leader    -         no        1   -          -       -         -    written  warning: archiver failing (2 failures, last WAL 000000010000000000000003)
-pg2   follower  pg1       yes       1   streaming  active  3.0 MB    0 B  5 ms     ok
+NODE  ROLE      UPSTREAM  RECOVERY  TL  STREAMING  SLOT    WAL-HELD  LAG  ROW      WAL-DIR/DBS   PROBLEMS
+pg1   leader    -         no        1   -          -       -         -    written  1.1 GB/22 MB  warning: archiver failing (2 failures, last WAL 000000010000000000000003)
+pg2   follower  pg1       yes       1   streaming  active  3.0 MB    0 B  5 ms     48 MB/-       ok
 ";
         assert_eq!(t, want);
+    }
+
+    #[test]
+    fn the_table_shows_no_disk_use_for_a_node_not_read() {
+        let mut r = report();
+        r.nodes[1].wal_dir_bytes = None;
+        let t = r.table();
+        let follower = t.lines().nth(2).unwrap();
+        assert!(follower.ends_with("  5 ms     -             ok"), "{t}");
+        // The columns before the new one keep their places: tests/e2e/drills.sh reads WAL-HELD as fields 8 and 9.
+        let fields: Vec<&str> = follower.split_whitespace().collect();
+        assert_eq!(fields[7..9], ["3.0", "MB"], "{t}");
     }
 
     #[test]
@@ -184,9 +211,13 @@ pg2   follower  pg1       yes       1   streaming  active  3.0 MB    0 B  5 ms  
         assert_eq!(leader["slots"][0]["wal_held_bytes"], 3 << 20);
         assert_eq!(leader["slots"][0]["wal_status"], "reserved");
         assert!(leader.get("lag_bytes").is_none() && leader.get("archiver").is_none());
+        assert_eq!(leader["wal_dir_bytes"], 1088u64 << 20);
+        assert_eq!(leader["databases_bytes"], 23_207_055);
         let follower = &v["nodes"][1];
         assert_eq!(follower["lag_bytes"], 0);
+        assert_eq!(follower["wal_dir_bytes"], 48 << 20);
         assert!(follower.get("slots").is_none() && follower.get("warnings").is_none() && follower.get("lag_seconds").is_none());
+        assert!(follower.get("databases_bytes").is_none(), "unknown, left out");
         // The fields JSON readers had before stay, null or not.
         for key in ["upstream", "in_recovery", "streaming", "sync_state", "slot_active", "row_ms", "problems"] {
             assert!(leader.get(key).is_some(), "{key}");

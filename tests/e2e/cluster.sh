@@ -42,6 +42,18 @@ baseline=()
 timed "$CL" up "${baseline[@]}" "$spec"
 saved_at=$(date +%s)
 timed "$CL" verify "$spec"
+# Every node says what its WAL directory and its databases take: a disk
+# statement that fails on some major shows as a warning, not as a failure,
+# so only this catches it.
+disk=$("$CL" verify --json "$spec" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+bad = [n["node"] for n in r["nodes"] if not n.get("wal_dir_bytes") or not n.get("databases_bytes") or any(w.startswith("disk use not read") for w in n.get("warnings", []))]
+if bad:
+    sys.exit("no disk use from %s: %s" % (bad, json.dumps(r["nodes"])))
+print(", ".join("%s %s/%s" % (n["node"], n["wal_dir_bytes"], n["databases_bytes"]) for n in r["nodes"]))
+') || fail "verify did not report disk use on every node"
+say "disk use (WAL directory/databases, bytes): $disk"
 # What the known state's replication timeouts are: a VM snapshot holds them
 # off for its own restore, and the reset must put these back.
 timeouts() {

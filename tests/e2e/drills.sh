@@ -196,7 +196,8 @@ fi
 # clusters/drills/clog-loss.matrix.yaml.)
 said=$("$CL" fault "$spec" "$f2" clog-loss)
 [[ $said == *"doesn't exist, reading as zeroes"* ]] || fail "clog-loss did not show PostgreSQL's message: $said"
-"$CL" status "$spec" | grep -q "$f2 lost " || fail "status does not say what $f2 lost: $("$CL" status "$spec")"
+st=$("$CL" status "$spec")
+grep -q "$f2 lost " <<<"$st" || fail "status does not say what $f2 lost: $st"
 seen=$(rows "$f2" 2>&1 || true)
 "$CL" fault "$spec" "$f2" heal
 "$CL" -q verify "$spec"
