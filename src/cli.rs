@@ -325,7 +325,7 @@ fn check(specs: &[std::path::PathBuf], json: bool, wd: Option<&Path>) -> i32 {
     let mut failed = 0;
     for s in specs {
         match load(s, wd) {
-            Ok(c) if json => println!("{}", serde_json::to_string_pretty(&c.plan).expect("plan serializes")),
+            Ok(c) if json => println!("{}", serde_json::to_string_pretty(&plan_json(&c)).expect("plan serializes")),
             Ok(c) => println!("{}: ok: {}", s.display(), summary(&c)),
             Err(e) => {
                 failed += 1;
@@ -338,6 +338,16 @@ fn check(specs: &[std::path::PathBuf], json: bool, wd: Option<&Path>) -> i32 {
     } else {
         exit::OK
     }
+}
+
+/// The plan, and the majors the cluster's box carries once `up` has read
+/// them (state.json), for a CI job that picks its upgrade targets.
+fn plan_json(c: &Cluster) -> serde_json::Value {
+    let mut v = serde_json::to_value(&c.plan).expect("plan serializes");
+    if let Some(st) = crate::state::State::load(&c.workdir).filter(|s| !s.box_majors.is_empty()) {
+        v["box_majors"] = serde_json::json!(st.box_majors);
+    }
+    v
 }
 
 /// `clusterlab render`: the files written, and what was chosen for this host.

@@ -42,6 +42,14 @@ fn check_json_prints_the_plan() {
     assert_eq!(plan["nodes"].as_array().unwrap().len(), 3);
     assert_eq!(plan["nodes"][1]["primary_conninfo"], "host=10.60.0.10 port=5432 user=replicator sslmode=disable application_name=pg2");
     assert_eq!(plan["facts"]["standby_config"], "standby.signal");
+    assert!(plan.get("box_majors").is_none(), "no cluster is up, so no box was looked at: {plan}");
+    // Once `up` has read the box's majors into state.json, check --json carries them.
+    let wd = p.parent().unwrap().join(".clusterlab/t1");
+    std::fs::create_dir_all(&wd).unwrap();
+    std::fs::write(wd.join("state.json"), r#"{"cluster": "t1", "provider": "docker", "phase": "ready", "updated_at": 0, "box_majors": ["15", "18"]}"#).unwrap();
+    let out = clusterlab().args(["check", "--json"]).arg(&p).assert().success().get_output().stdout.clone();
+    let plan: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(plan["box_majors"], serde_json::json!(["15", "18"]));
 }
 
 #[test]
