@@ -4,9 +4,11 @@
 
 mod capacity;
 mod rules;
+mod upgrade;
 
 pub use capacity::{replication_capacity, Capacity};
 pub use rules::{is_hostname, ssl_mode};
+pub use upgrade::UpgradeMethod;
 use rules::{check_sync_syntax, has_provider_options, is_delay, is_setting_name, mac_for};
 
 use crate::error::SpecError;

@@ -100,8 +100,7 @@ impl Renderer {
 pub struct Upgrade {
     /// The facts of the major the nodes run now.
     pub from: crate::facts::Facts,
-    /// link, copy or dump.
-    pub method: &'static str,
+    pub method: crate::plan::UpgradeMethod,
 }
 
 fn plan_context(plan: &Plan) -> Context {

@@ -79,8 +79,9 @@ fn render_kitchen_sink(major: &str) -> Vec<File> {
     render(&plan_in(dir.path(), &kitchen_sink_spec(major)))
 }
 
-fn render_upgrade(from: &str, to: &str, method: &'static str) -> Vec<File> {
+fn render_upgrade(from: &str, to: &str, method: &str) -> Vec<File> {
     let from = Facts::for_major(Major::parse(from).unwrap());
+    let method = <clusterlab::plan::UpgradeMethod as clap::ValueEnum>::from_str(method, false).unwrap();
     let upgrade = Upgrade { from, method };
     Renderer::new(None).unwrap().render_upgrade(&plan_of(&base_spec(to, "docker")), &upgrade).unwrap()
 }

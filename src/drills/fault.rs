@@ -34,9 +34,21 @@ pub enum Fault {
     Heal,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct FaultArgs {
+    pub node: String,
+    #[arg(value_enum)]
+    pub fault: Fault,
+    /// With lag: milliseconds of delay each way; with loss: the percentage of packets dropped.
+    pub amount: Option<u32>,
+    /// With wal-loss: the segment goes from NODE's WAL archive (a point-in-time restore stops before it).
+    #[arg(long)]
+    pub archive: bool,
+}
+
 /// The topology is unchanged: a broken node is still where it was. Returns
 /// what a DBA will see.
-pub(super) fn run(ctx: &Ctx, c: &Cluster, args: &super::FaultArgs) -> Result<String> {
+pub(super) fn run(ctx: &Ctx, c: &Cluster, args: &FaultArgs) -> Result<String> {
     let (node, fault, archive) = (args.node.as_str(), args.fault, args.archive);
     c.node_named(node)?;
     let vagrant = c.vagrant(ctx);

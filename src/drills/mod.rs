@@ -26,7 +26,7 @@ mod upgrade_check;
 mod writes;
 
 pub use backup::{backups, BackupArgs, Manifest, RestoreArgs};
-pub use fault::Fault;
+pub use fault::{Fault, FaultArgs};
 pub use upgrade::{Method as UpgradeMethod, UpgradeArgs};
 pub use writes::{worker as writes_worker, WritesAction, WritesArgs};
 
@@ -69,17 +69,6 @@ pub struct PromoteArgs {
     pub keep_old_leader: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
-pub struct FaultArgs {
-    pub node: String,
-    #[arg(value_enum)]
-    pub fault: Fault,
-    /// With lag: milliseconds of delay each way; with loss: the percentage of packets dropped.
-    pub amount: Option<u32>,
-    /// With wal-loss: the segment goes from NODE's WAL archive (a point-in-time restore stops before it).
-    #[arg(long)]
-    pub archive: bool,
-}
 
 /// The step grammar: a drill without the program name or the spec.
 #[derive(Debug, clap::Parser)]

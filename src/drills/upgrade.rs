@@ -12,7 +12,7 @@
 //! stops there.
 
 use super::context::DrillCtx;
-pub use super::upgrade_check::Method;
+pub use crate::plan::UpgradeMethod as Method;
 use super::upgrade_check::{self, Finding};
 use crate::cluster::{Cluster, Ctx};
 use crate::error::{Error, Result};
@@ -96,7 +96,7 @@ fn refuse(d: &DrillCtx, from: &Facts, to: Major, method: Method) -> Result<()> {
 
 /// The upgrade itself; returns the topology it leaves (the same, on the new major).
 fn upgrade(d: &mut DrillCtx, target: &Plan, from: Facts, method: Method) -> Result<Topology> {
-    let files = Renderer::new(d.ctx.templates.as_deref())?.render_upgrade(target, &Upgrade { from, method: method.as_str() })?;
+    let files = Renderer::new(d.ctx.templates.as_deref())?.render_upgrade(target, &Upgrade { from, method })?;
     d.c.workdir.write_files(&files)?;
     let script = |name: &str| d.c.workdir.path(format!("upgrade/{name}.sh"));
     let followers: Vec<&str> = target.nodes.iter().filter(|n| n.role != Role::Leader).map(|n| n.name.as_str()).collect();

@@ -10,40 +10,8 @@
 use super::context::DrillCtx;
 use crate::error::Result;
 use crate::facts::Facts;
-use crate::plan::Role;
+use crate::plan::{Role, UpgradeMethod as Method};
 use crate::runner::parallel;
-
-/// How the leader's data reaches the new major.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Method {
-    /// pg_upgrade --link: hard links, seconds whatever the size; the old cluster cannot start once the new one has.
-    Link,
-    /// pg_upgrade --copy: the old cluster stays as it was.
-    Copy,
-    /// Logical replication into a new cluster beside the old one, then the writes move (source 10+): the shortest downtime.
-    Logical,
-    /// The new major's pg_dumpall into a fresh cluster: always works, slowest.
-    Dump,
-}
-
-impl Method {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Link => "link",
-            Method::Copy => "copy",
-            Method::Logical => "logical",
-            Method::Dump => "dump",
-        }
-    }
-
-    /// The new major's programs the leader needs for this method.
-    pub fn programs(self) -> &'static [&'static str] {
-        match self {
-            Method::Link | Method::Copy => &["postgres", "initdb", "pg_upgrade"],
-            Method::Dump | Method::Logical => &["postgres", "initdb", "pg_dumpall", "psql"],
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Finding {
