@@ -267,8 +267,8 @@ impl Cluster {
             match method {
                 Method::Snapshot => provider.restore_snapshots()?,
                 _ => {
-                    // After an upgrade: the spec's major's cluster is each node's again.
-                    if self.live_of(st).major.as_deref().is_some_and(|m| m != self.plan.version) {
+                    // After an upgrade, finished or not: the spec's major's cluster is each node's again.
+                    if st.upgrading_to.is_some() || self.live_of(st).major.as_deref().is_some_and(|m| m != self.plan.version) {
                         let ctl = format!("clusterlab-pg-{}", self.plan.version);
                         parallel(&self.plan.nodes, |n| provider.exec(n, &[ctl.as_str(), "take-over"]).map(drop))?;
                     }
@@ -282,6 +282,7 @@ impl Cluster {
             }
             // The known state has the spec's topology: whatever a drill changed is undone.
             st.live = None;
+            st.upgrading_to = None;
             // Tables a matrix compared (`same_rows`) start again from the known state.
             let _ = std::fs::remove_file(self.workdir.path("same-rows.json"));
             st.save(&self.workdir)?;
@@ -490,6 +491,9 @@ impl StatusReport {
                 }
                 out += &format!("known state: {}\n", s.baseline.map_or("none", Method::as_str));
                 out += &format!("PostgreSQL {}", self.postgres);
+                if let Some(to) = &s.upgrading_to {
+                    out += &format!(", an upgrade to {to} did not finish (nodes may run either)");
+                }
                 if !s.box_majors.is_empty() {
                     out += &format!(" (the box carries {})", s.box_majors.join(", "));
                 }

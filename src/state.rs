@@ -39,6 +39,10 @@ pub struct State {
     /// Nodes whose archive_command `fault archive-fail` made fail.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub archive_failing: Vec<String>,
+    /// An upgrade to this major began and has not finished: some nodes may
+    /// run it already (reset brings back the spec's major on every node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrading_to: Option<String>,
     /// Nodes whose link `fault lag` or `fault loss` slowed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub slowed: Vec<String>,
@@ -175,6 +179,9 @@ impl State {
         match self.phase {
             Phase::Ready => "the cluster is up: `clusterlab verify SPEC`, `clusterlab reset SPEC`, `clusterlab destroy SPEC`",
             Phase::Rendered => "`clusterlab up SPEC` starts it",
+            Phase::Failed | Phase::Interrupted if self.upgrading_to.is_some() => {
+                "an upgrade did not finish, so nodes may run either major: `clusterlab reset SPEC` brings back the spec's major and the known state"
+            }
             Phase::Failed | Phase::Interrupted => {
                 "look at the error and logs/, fix the cause, then `clusterlab destroy SPEC` and `clusterlab up SPEC` (or `up` again to retry)"
             }
@@ -233,6 +240,14 @@ impl Drop for Lock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unfinished_upgrade_points_at_reset_not_at_destroy() {
+        let mut st = State { phase: Phase::Interrupted, upgrading_to: Some("18".into()), ..Default::default() };
+        assert!(st.next_step().contains("`clusterlab reset SPEC` brings back the spec's major"), "{}", st.next_step());
+        st.upgrading_to = None;
+        assert!(st.next_step().contains("`clusterlab destroy SPEC`"), "{}", st.next_step());
+    }
 
     #[test]
     fn a_state_json_written_before_the_enums_still_loads_and_writes_the_same() {

@@ -100,6 +100,9 @@ fn upgrade(d: &mut DrillCtx, target: &Plan, from: Facts, method: Method) -> Resu
     d.c.workdir.write_files(&files)?;
     let script = |name: &str| d.c.workdir.path(format!("upgrade/{name}.sh"));
     let followers: Vec<&str> = target.nodes.iter().filter(|n| n.role != Role::Leader).map(|n| n.name.as_str()).collect();
+    // Recorded before anything changes: from here on, a reset must bring
+    // back the old major even if this upgrade never records the new one.
+    d.st.upgrading_to = Some(target.version.clone());
     d.enter(Operation::Upgrade, Phase::Upgrading, Some("stop the followers"))?;
     parallel(&followers, |n| d.node_ctl(n, "stop"))?;
     d.progress("followers stopped");
@@ -114,6 +117,7 @@ fn upgrade(d: &mut DrillCtx, target: &Plan, from: Facts, method: Method) -> Resu
         d.progress(&format!("{} cloned again from the new leader", names.join(", ")));
     }
     let next = Topology { major: Some(target.version.clone()), ..d.live.clone() };
+    d.st.upgrading_to = None;
     d.settle(Operation::Upgrade, &next)?;
     Ok(next)
 }
