@@ -218,23 +218,27 @@ fi
 if want upgrade; then
   # Images that carry more than one major: 9.4 (compiled, the build shared
   # with the image above) with Debian's 15 and an upstream 18; Debian's 13
-  # with 18; an upstream 12 with 18 (the 12 tarball is the docker phase's).
+  # with 18; upstream 10, 12 and 15 with 18 (the tarballs are the docker
+  # phase's).
   # shellcheck disable=SC2317 # called through setup
-  tarballs() { lab/fetch-pg.sh 12 "$CLUSTERLAB_CACHE/tarballs" && lab/fetch-pg.sh 18 "$CLUSTERLAB_CACHE/tarballs"; }
-  setup "fetch PostgreSQL 12 and 18 server binaries" tarballs
+  tarballs() { for v in 10 12 15 18; do lab/fetch-pg.sh "$v" "$CLUSTERLAB_CACHE/tarballs" || return 1; done; }
+  setup "fetch PostgreSQL 10, 12, 15 and 18 server binaries" tarballs
   with94 setup "docker image bookworm-pg9.4-pg15-pg18" source_box docker --with 15 --with "18=$CLUSTERLAB_CACHE/tarballs/pg-18.tar.gz"
   setup "docker image bullseye-pg13-pg18" box --provider docker --postgres 13 --with "18=$CLUSTERLAB_CACHE/tarballs/pg-18.tar.gz"
-  setup "docker image trixie-pg12-pg18" box --provider docker --postgres 12 --tarball "$CLUSTERLAB_CACHE/tarballs/pg-12.tar.gz" \
-    --with "18=$CLUSTERLAB_CACHE/tarballs/pg-18.tar.gz"
-  # 9.4 -> 18 by link, 12 -> 18 by logical and 13 -> 18 by copy run as the
-  # shipped matrix below; these add the check of a table WITH OIDS and a hash
-  # index, reset back to the old major, and the dump method.
+  for v in 10 12 15; do
+    setup "docker image pg$v with pg18 (tarballs)" box --provider docker --postgres "$v" --tarball "$CLUSTERLAB_CACHE/tarballs/pg-$v.tar.gz" \
+      --with "18=$CLUSTERLAB_CACHE/tarballs/pg-18.tar.gz"
+  done
+  # 9.4 -> 18 by link, 10 and 12 -> 18 by logical, 13 -> 18 by copy and
+  # 15 -> 18 by dump run as the shipped matrix below (two cells at a
+  # time); these add the check of a table WITH OIDS and a hash index,
+  # reset back to the old major, an interrupted upgrade, and 9.4 by dump.
   with94 check "docker upgrade 9.4 -> 15 link, -> 18 dump" lab tests/e2e/upgrade.sh clusters/pg94-upgrade-docker.yaml 15:link 18:dump
   if [ -n "$PG94_MISSING" ]; then
     skip94 "shipped upgrade drills: the 9.4 cell"
-    check "shipped upgrade drills (clusters/drills/upgrade.matrix.yaml) without 9.4" lab tests/e2e/drill-files.sh upgrade 'pg1*'
+    check "shipped upgrade drills (clusters/drills/upgrade.matrix.yaml) without 9.4" lab tests/e2e/drill-files.sh upgrade 'pg1*' 2
   else
-    check "shipped upgrade drills (clusters/drills/upgrade.matrix.yaml)" lab tests/e2e/drill-files.sh upgrade '*'
+    check "shipped upgrade drills (clusters/drills/upgrade.matrix.yaml)" lab tests/e2e/drill-files.sh upgrade '*' 2
   fi
 fi
 
