@@ -23,6 +23,7 @@ pub mod providers;
 pub mod quote;
 pub mod render;
 pub mod runner;
+pub mod server_log;
 pub mod signals;
 pub mod spans;
 pub mod spec;

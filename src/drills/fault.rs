@@ -60,15 +60,12 @@ pub(super) fn run(ctx: &Ctx, c: &Cluster, args: &FaultArgs) -> Result<String> {
             Fault::ClogLoss => Some(fault_files::take(d, node, Loss::Clog)?),
             Fault::WalLoss => Some(fault_files::take(d, node, if archive { Loss::ArchivedWal } else { Loss::Wal })?),
             Fault::Lag | Fault::Loss => {
-                let rule = match fault {
-                    Fault::Lag => ["delay".to_string(), format!("{amount}ms")],
-                    _ => ["loss".to_string(), format!("{amount}%")],
-                };
-                d.p.netem(d.machine(node), Some(&[rule[0].as_str(), rule[1].as_str()]))?;
+                let (kind, value) = if fault == Fault::Lag { ("delay", format!("{amount}ms")) } else { ("loss", format!("{amount}%")) };
+                d.p.netem(d.machine(node), Some(&[kind, value.as_str()]))?;
                 if !d.st.slowed.iter().any(|s| s == node) {
                     d.st.slowed.push(node.to_string());
                 }
-                Some(format!("{node}: {} {} on the interface that carries its address (tc netem); `clusterlab fault SPEC {node} heal` takes it away", rule[0], rule[1]))
+                Some(format!("{node}: {kind} {value} on the interface that carries its address (tc netem); `clusterlab fault SPEC {node} heal` takes it away"))
             }
             _ => {
                 apply(d, node, fault)?;

@@ -8,7 +8,7 @@
 use super::context::DrillCtx;
 use crate::error::{Error, Result};
 use crate::state::Aside;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What makes `wal-loss` on this node impossible.
 pub(super) fn refuse_wal_loss(d: &DrillCtx, node: &str, archive: bool) -> Result<()> {
@@ -136,29 +136,19 @@ pub(super) fn put_back(d: &mut DrillCtx, node: &str) -> Result<()> {
 
 /// Where the node's server logs end now (nothing if it cannot be asked).
 fn log_offsets(d: &DrillCtx, node: &str) -> Vec<String> {
-    d.p.exec(d.machine(node), &["clusterlab-pg", "log-offset"])
-        .map(|o| o.stdout.split_whitespace().map(str::to_string).collect())
-        .unwrap_or_default()
+    crate::server_log::mark(|args| d.p.exec(d.machine(node), args)).unwrap_or_default()
 }
 
 /// The first line the node logged after `marks` that contains `needle`,
 /// waiting up to 15 s: the message a DBA would find.
 fn await_log(d: &DrillCtx, node: &str, marks: &[String], needle: &str) -> String {
-    let started = Instant::now();
-    let mut args = vec!["clusterlab-pg", "log-since"];
-    args.extend(marks.iter().map(String::as_str));
-    loop {
-        if let Ok(out) = d.p.exec(d.machine(node), &args) {
-            let mut lines = out.stdout.lines().skip_while(|l| !l.contains(needle));
-            if let Some(line) = lines.next() {
-                // PostgreSQL's DETAIL line (the file it could not open) belongs to it.
-                let detail = lines.next().filter(|l| l.contains("DETAIL:")).map(|l| format!(" / \"{}\"", l.trim())).unwrap_or_default();
-                return format!("\"{}\"{detail}", line.trim());
-            }
-        }
-        if started.elapsed() > Duration::from_secs(15) {
-            return format!("(nothing about it within 15 s; `clusterlab ssh SPEC {node}` and read /var/log/postgresql)");
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    let run = |args: &[&str]| d.p.exec(d.machine(node), args);
+    let read = crate::server_log::wait(node, run, marks, Duration::from_secs(15), |text| {
+        let mut lines = text.lines().skip_while(|l| !l.contains(needle));
+        let line = lines.next()?;
+        // PostgreSQL's DETAIL line (the file it could not open) belongs to it.
+        let detail = lines.next().filter(|l| l.contains("DETAIL:")).map(|l| format!(" / \"{}\"", l.trim())).unwrap_or_default();
+        Some(format!("\"{}\"{detail}", line.trim()))
+    });
+    read.found.unwrap_or_else(|| format!("(nothing about it within 15 s; `clusterlab ssh SPEC {node}` and read /var/log/postgresql)"))
 }

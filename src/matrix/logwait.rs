@@ -5,22 +5,17 @@
 //! they await: a line from an earlier step, or from the server's start,
 //! must not pass for the one the action should have caused.
 //!
-//! The offsets come from `clusterlab-pg log-offset` (`PATH=BYTES` per
-//! server log) and go back to `clusterlab-pg log-since`, which prints what
-//! each log gained after them and all of a log it has no offset for.
+//! The offsets and the reading are `crate::server_log`'s.
 
 use crate::cluster::{Cluster, Ctx};
 use crate::spec::Scalar;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long a log expectation waits when it gives no `within`.
 const DEFAULT_WITHIN: Duration = Duration::from_secs(10);
-/// As PostgreSQL's `wait_for_log` polls (it sleeps 0.1 s; every read here is
-/// a `docker exec` or an ssh round trip, so less often).
-const POLL: Duration = Duration::from_millis(500);
 /// Lines of what was read kept as a failure's output.
 const FAILURE_LINES: usize = 20;
 
@@ -101,8 +96,7 @@ impl Marks {
             if frozen.iter().any(|f| f == node) {
                 return Ok(None);
             }
-            let out = cluster.exec_on(ctx, node, &["clusterlab-pg", "log-offset"]);
-            let words = out.ok().filter(|o| o.ok()).map(|o| o.stdout.lines().map(str::trim).filter(|w| w.contains('=')).map(String::from).collect());
+            let words = crate::server_log::mark(|args| cluster.exec_on(ctx, node, args));
             Ok(words.map(|w: Vec<String>| (node.to_string(), w)))
         })
         .unwrap_or_default();
@@ -139,29 +133,13 @@ pub(super) fn await_log(ctx: &Ctx, cluster: &Cluster, want: &LogExpect, marks: &
     if frozen {
         return Err(Missed { message: format!("{node} is paused (`fault {node} pause`): its server log cannot be read"), output: None });
     }
-    let mut args = vec!["clusterlab-pg", "log-since"];
-    args.extend(marks.offsets.get(node).into_iter().flatten().map(String::as_str));
-    let deadline = Instant::now() + within;
-    // A read that fails (the node restarting) keeps what the last one got.
-    let mut text = String::new();
-    let trouble = loop {
-        let trouble = match cluster.exec_on(ctx, node, &args) {
-            Ok(out) if out.ok() => {
-                text = out.stdout;
-                None
-            }
-            Ok(out) => Some(format!("clusterlab-pg log-since failed on {node}: {}", out.tail(5))),
-            Err(e) => Some(e.to_string()),
-        };
-        if let Some(line) = first_match(&text, &re) {
-            return Ok(line.to_string());
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || crate::signals::requested() {
-            break trouble;
-        }
-        std::thread::sleep(left.min(POLL));
-    };
+    let mark = marks.offsets.get(node).map(Vec::as_slice).unwrap_or_default();
+    let run = |args: &[&str]| cluster.exec_on(ctx, node, args);
+    let read = crate::server_log::wait(node, run, mark, within, |text| first_match(text, &re).map(str::to_string));
+    if let Some(line) = read.found {
+        return Ok(line);
+    }
+    let (text, trouble) = (read.text, read.trouble);
     let message = format!("no line of {node}'s server log{} matches /{}/ within {} s", marks.since(node), want.matches, within.as_secs_f64());
     let lines: Vec<&str> = text.lines().collect();
     let mut output = match lines.len() {
