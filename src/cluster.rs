@@ -412,6 +412,8 @@ impl Cluster {
         st.archive_failing.clear();
         // The reset puts back the whole data directory and archive.
         st.aside.clear();
+        // Each node's reset deletes the file that filled its disk.
+        st.filled.clear();
         for name in std::mem::take(&mut st.slowed) {
             if let Some(n) = self.plan.node(&name) {
                 p.netem(n, None)?;
@@ -509,6 +511,9 @@ impl StatusReport {
                 }
                 for a in &s.aside {
                     out += &format!("{} lost {} (`clusterlab fault SPEC {} heal` puts it back)\n", a.node, a.what, a.node);
+                }
+                if !s.filled.is_empty() {
+                    out += &format!("disk full (fault disk-full): {} (`clusterlab fault SPEC NODE heal` frees it)\n", s.filled.join(", "));
                 }
                 if !s.slowed.is_empty() {
                     out += &format!("link slowed (netem): {} (`clusterlab fault SPEC NODE heal`)\n", s.slowed.join(", "));

@@ -3,12 +3,14 @@
 //! The plan is exactly what the templates see (`clusterlab check --json`).
 
 mod capacity;
+mod disk;
 mod rules;
 mod upgrade;
 
 pub use capacity::{replication_capacity, Capacity};
 pub use rules::{is_hostname, ssl_mode};
 pub use upgrade::UpgradeMethod;
+pub use disk::Disk;
 use rules::{check_sync_syntax, has_provider_options, is_delay, is_setting_name, mac_for};
 
 use crate::error::SpecError;
@@ -48,6 +50,8 @@ pub struct Plan {
     pub prefix_len: u8,
     pub cpus: u32,
     pub memory: u32,
+    /// The data directory's own filesystem (`resources.disk`).
+    pub disk: Option<Disk>,
     pub provider_options: ProviderOptions,
     /// The provisioning script sets the private NIC and the hostname itself
     /// (the provider's Vagrantfile part leaves them alone).
@@ -212,6 +216,7 @@ pub fn build_for_major(spec: &Spec, src: &Source, major: Option<Major>) -> Resul
         prefix_len: net.prefix_len(),
         cpus: spec.resources.cpus,
         memory: spec.resources.memory,
+        disk: disk::disk_of(spec, &facts, src)?,
         provider_options: spec.provider_options.clone(),
         configure_network: spec.provider.capabilities().configure_network,
         slots: spec.replication.slots,

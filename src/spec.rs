@@ -80,6 +80,11 @@ pub struct Resources {
     /// MiB per node.
     #[serde(default = "default_memory")]
     pub memory: u32,
+    /// MiB: each node's data directory on a filesystem of its own of this
+    /// size (docker: a tmpfs, which is memory; libvirt: a second virtual
+    /// disk), which `fault disk-full` fills. Unset: the machine's own disk.
+    #[serde(default)]
+    pub disk: Option<u32>,
 }
 
 fn default_cpus() -> u32 {
@@ -91,7 +96,7 @@ fn default_memory() -> u32 {
 
 impl Default for Resources {
     fn default() -> Self {
-        Resources { cpus: default_cpus(), memory: default_memory() }
+        Resources { cpus: default_cpus(), memory: default_memory(), disk: None }
     }
 }
 

@@ -49,6 +49,9 @@ pub struct State {
     /// Files `fault clog-loss` and `fault wal-loss` set aside, for `heal` to put back.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aside: Vec<Aside>,
+    /// Nodes whose own filesystem `fault disk-full` filled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filled: Vec<String>,
     pub updated_at: u64,
     /// Set for --dry-run: nothing really happened, so nothing is recorded.
     #[serde(skip)]

@@ -94,6 +94,31 @@ fn num(major: &str) -> u32 {
 // --- Snapshots ---
 
 #[test]
+fn resources_disk_gives_each_data_directory_a_filesystem_of_its_own() {
+    let with_disk = |provider: &str| render_text(&format!("{}resources:\n  disk: 256\n", base_spec("15", provider)));
+    let docker = with_disk("docker");
+    let vf = file(&docker, "Vagrantfile");
+    assert_eq!(
+        vf.matches(r#"d.create_args = ["--mount", "type=tmpfs,destination=/var/lib/postgresql/15,tmpfs-size=268435456,tmpfs-mode=0755"]"#).count(),
+        3,
+        "{vf}"
+    );
+    let leader = file(&docker, "scripts/pg1.sh");
+    assert!(leader.contains("mountpoint -q \"$DISK_MOUNT\" ||") && !leader.contains("mkfs.ext4"), "docker mounts the tmpfs itself\n{leader}");
+    let libvirt = with_disk("libvirt");
+    let vf = file(&libvirt, "Vagrantfile");
+    assert_eq!(vf.matches(r#"lv.storage :file, :size => "256M", :type => "qcow2""#).count(), 3, "{vf}");
+    let follower = file(&libvirt, "scripts/pg2.sh");
+    assert!(follower.contains("mkfs.ext4 -q -m 0 -L clusterlab-data \"$dev\"") && follower.contains("local dev='/dev/vdb'"), "{follower}");
+    let ctl = file(&libvirt, "scripts/clusterlab-pg");
+    assert!(ctl.contains("FILL=\"$DISK_MOUNT/clusterlab-fill\"") && ctl.contains("disk-full) verb_disk_full"), "{ctl}");
+    // Without it: nothing of the kind.
+    for f in render_text(&base_spec("15", "docker")) {
+        assert!(!f.content.contains("DISK_MOUNT") && !f.content.contains("create_args"), "{}", f.path.display());
+    }
+}
+
+#[test]
 fn each_provider_renders_its_own_machine_part_only() {
     for (provider, own, others) in [
         ("docker", "m.vm.provider \"docker\"", ["m.vm.provider \"libvirt\"", "m.vm.provider \"virtualbox\""]),
@@ -164,6 +189,12 @@ fn all_rendered() -> Vec<(String, File)> {
         if *major != "9.4" {
             for method in ["link", "dump"] {
                 sets.push((format!("upgrade 9.4 -> {major} by {method}"), render_upgrade("9.4", major, method)));
+            }
+        }
+        // A data directory on a filesystem of its own: docker's tmpfs, libvirt's second disk.
+        if ["9.4", "18"].contains(major) {
+            for p in ["docker", "libvirt"] {
+                sets.push((format!("{p} {major} with resources.disk"), render_text(&format!("{}resources:\n  disk: 256\n", base_spec(major, p)))));
             }
         }
         if num(major) > 1200 {

@@ -26,6 +26,8 @@ pub enum Fault {
     ClogLoss,
     /// A follower's next WAL segment is gone from its upstream (with --archive: the first segment archived after the newest base backup, from the node's archive).
     WalLoss,
+    /// The data directory's own filesystem (the spec's `resources.disk`) is full: PostgreSQL's next write that needs room fails.
+    DiskFull,
     /// A slow link: AMOUNT ms of delay on the node's interface (tc netem; where the kernel has it).
     Lag,
     /// A lossy link: AMOUNT percent of the node's packets dropped (tc netem).
@@ -59,6 +61,7 @@ pub(super) fn run(ctx: &Ctx, c: &Cluster, args: &FaultArgs) -> Result<String> {
         let lost = match fault {
             Fault::ClogLoss => Some(fault_files::take(d, node, Loss::Clog)?),
             Fault::WalLoss => Some(fault_files::take(d, node, if archive { Loss::ArchivedWal } else { Loss::Wal })?),
+            Fault::DiskFull => Some(fault_files::fill_disk(d, node)?),
             Fault::Lag | Fault::Loss => {
                 let (kind, value) = if fault == Fault::Lag { ("delay", format!("{amount}ms")) } else { ("loss", format!("{amount}%")) };
                 d.p.netem(d.machine(node), Some(&[kind, value.as_str()]))?;
@@ -88,6 +91,10 @@ fn refuse(d: &DrillCtx, node: &str, fault: Fault, archive: bool) -> Result<()> {
     }
     match fault {
         Fault::WalLoss => fault_files::refuse_wal_loss(d, node, archive),
+        Fault::DiskFull if d.plan.disk.is_none() => Err(Error::usage(
+            format!("the data directories of cluster {} share their machines' disks, which disk-full must not fill", d.c.plan.name),
+            "set `resources: {disk: 256}` (MiB) in the spec, then `clusterlab destroy` and `up` again: each node gets a filesystem of its own",
+        )),
         Fault::ArchiveFail if !d.plan.archive => Err(Error::usage(
             format!("cluster {} does not archive WAL", d.c.plan.name),
             "set `replication.archive: true` in the spec (and `up` again) to practise a failing archive",
@@ -150,9 +157,10 @@ fn apply(d: &mut DrillCtx, node: &str, fault: Fault) -> Result<()> {
             }
         }
         Fault::SlotHold => d.node_ctl(node, "stop")?,
-        Fault::ClogLoss | Fault::WalLoss | Fault::Lag | Fault::Loss => unreachable!("handled in run"),
+        Fault::ClogLoss | Fault::WalLoss | Fault::DiskFull | Fault::Lag | Fault::Loss => unreachable!("handled in run"),
         Fault::Heal => {
             fault_files::put_back(d, node)?;
+            fault_files::free_disk(d, node)?;
             if d.st.slowed.iter().any(|s| s == node) {
                 d.p.netem(n, None)?;
                 d.st.slowed.retain(|s| s != node);

@@ -1,9 +1,11 @@
-//! The faults that take a file away: `clog-loss` (the commit log's newest
-//! segment) and `wal-loss` (the WAL segment a follower needs next, or one a
-//! point-in-time restore needs from the archive). The node control script
-//! sets the file aside on its machine, so `fault NODE heal` can put it back;
-//! `reset` restores the whole data directory and archive anyway. Each prints
-//! the message PostgreSQL logged for it, read from the node's server log.
+//! The faults about files: `clog-loss` (the commit log's newest segment
+//! goes) and `wal-loss` (the WAL segment a follower needs next, or one a
+//! point-in-time restore needs from the archive, goes), and `disk-full` (a
+//! file takes the room left on the data directory's own filesystem). The
+//! node control script sets lost files aside on its machine, so `fault NODE
+//! heal` can put them back, and deletes the filling file; `reset` restores
+//! the whole data directory and archive anyway. Each prints the message
+//! PostgreSQL logged for it, read from the node's server log.
 
 use super::context::DrillCtx;
 use crate::error::{Error, Result};
@@ -76,7 +78,7 @@ pub(super) fn take(d: &mut DrillCtx, node: &str, loss: Loss) -> Result<String> {
             let wal_dir = d.plan.facts.wal_dir;
             let what = take_on(d, node, &upstream, &["clusterlab-pg", "wal-loss", &slot], |f| format!("{wal_dir}/{f} on {upstream}"))?;
             d.node_ctl(node, "start")?;
-            let line = await_log(d, node, &marks, "has already been removed");
+            let line = await_log(d, node, &marks, &["has already been removed"]);
             format!(
                 "{node}: {what} is gone, the segment it needs next (its slot {slot} still points into it); {node} runs but cannot stream. \
                  Its log: {line}\nThe way back: `clusterlab rejoin SPEC {node}` clones it again from {upstream}; \
@@ -87,6 +89,55 @@ pub(super) fn take(d: &mut DrillCtx, node: &str, loss: Loss) -> Result<String> {
     Ok(said)
 }
 
+/// Fills the node's own filesystem, then makes PostgreSQL need room there: a
+/// leader extends a temporary table (no WAL, and gone with the session), a
+/// follower receives WAL that needs a new segment. Says what PostgreSQL logged.
+pub(super) fn fill_disk(d: &mut DrillCtx, node: &str) -> Result<String> {
+    let disk = d.plan.disk.clone().expect("refused without resources.disk");
+    let marks = log_offsets(d, node);
+    let out = d.p.exec(d.machine(node), &["clusterlab-pg", "disk-full"])?;
+    let took = out.stdout.lines().last().unwrap_or_default().trim().to_string();
+    if !d.st.filled.iter().any(|f| f == node) {
+        d.st.filled.push(node.to_string());
+    }
+    let leader = d.live.leader.clone();
+    let need = if leader == node {
+        let probe = "CREATE TEMP TABLE clusterlab_disk_full (filler text); INSERT INTO clusterlab_disk_full SELECT repeat('x', 1000) FROM generate_series(1, 20000)";
+        // It fails: that is the point, and the log says why.
+        let cmd = d.p.exec_cmd(d.machine(node), &["clusterlab-pg", "psql", "-c", probe])?;
+        d.ctx.runner.run(&cmd, &crate::runner::Mode::Capture)?;
+        "a table grew (a temporary one, gone with its session)".to_string()
+    } else {
+        // Before 9.6 psql runs one -c: a call each. A transaction id, a
+        // switch and another: WAL in a new segment, which the follower must
+        // make. Committed locally: a full synchronous standby would never confirm.
+        let switch = format!("SELECT {}()", d.plan.facts.switch_wal_fn);
+        let xid = "SET synchronous_commit TO local; SELECT txid_current()";
+        for sql in [xid, switch.as_str(), xid] {
+            d.p.exec(d.machine(&leader), &["clusterlab-pg", "psql", "-c", sql])?;
+        }
+        format!("{leader} switched to a new WAL segment, which {node} must write")
+    };
+    // A new session that must write the relation cache's init file fails
+    // before it can run anything, and says only that; anything else that
+    // needs room names the device.
+    let line = await_log(d, node, &marks, &["No space left on device", "could not write init file"]);
+    Ok(format!(
+        "{node}: its own filesystem ({} MiB at {}) is full: one file took the {took} bytes left. Then {need}. Its log: {line}\n\
+         The way back: `clusterlab fault SPEC {node} heal` frees the room and starts PostgreSQL if it stopped",
+        disk.mib, disk.mount
+    ))
+}
+
+/// Frees the room `disk-full` took on the node, if it took any.
+pub(super) fn free_disk(d: &mut DrillCtx, node: &str) -> Result<()> {
+    if d.st.filled.iter().any(|f| f == node) {
+        d.p.exec(d.machine(node), &["clusterlab-pg", "disk-free"])?;
+        d.st.filled.retain(|f| f != node);
+    }
+    Ok(())
+}
+
 /// A leader's start fails at the first commit status it reads; a standby's
 /// recovery reads a missing segment as zeroes and goes on, so it starts, and
 /// transactions older than its last restartpoint (whose commit records it
@@ -95,13 +146,14 @@ pub(super) fn take(d: &mut DrillCtx, node: &str, loss: Loss) -> Result<String> {
 fn clog_symptom(d: &DrillCtx, node: &str, what: &str, marks: &[String]) -> String {
     let heal = format!("`clusterlab fault SPEC {node} heal` puts the segment back");
     if d.live.upstreams.contains_key(node) {
-        let line = await_log(d, node, marks, "reading as zeroes");
+        let line = await_log(d, node, marks, &["reading as zeroes"]);
         return format!(
-            "{node}: {what} is gone, after a restartpoint and a clean stop. A standby starts anyway: recovery reads the missing segment              as zeroes, so rows of transactions from before the restartpoint can look uncommitted on {node}. Its log: {line}\n\
+            "{node}: {what} is gone, after a restartpoint and a clean stop. A standby starts anyway: recovery reads the missing segment \
+             as zeroes, so rows of transactions from before the restartpoint can look uncommitted on {node}. Its log: {line}\n\
              The way back: `clusterlab rejoin SPEC {node}` clones it again; {heal}"
         );
     }
-    let line = await_log(d, node, marks, "could not access status of transaction");
+    let line = await_log(d, node, marks, &["could not access status of transaction"]);
     let back = if d.live.leader == node {
         format!("a follower has its own commit log: `clusterlab promote SPEC FOLLOWER`, then `clusterlab rejoin SPEC {node}` clones {node} again")
     } else {
@@ -139,12 +191,12 @@ fn log_offsets(d: &DrillCtx, node: &str) -> Vec<String> {
     crate::server_log::mark(|args| d.p.exec(d.machine(node), args)).unwrap_or_default()
 }
 
-/// The first line the node logged after `marks` that contains `needle`,
-/// waiting up to 15 s: the message a DBA would find.
-fn await_log(d: &DrillCtx, node: &str, marks: &[String], needle: &str) -> String {
+/// The first line the node logged after `marks` that contains one of
+/// `needles`, waiting up to 15 s: the message a DBA would find.
+fn await_log(d: &DrillCtx, node: &str, marks: &[String], needles: &[&str]) -> String {
     let run = |args: &[&str]| d.p.exec(d.machine(node), args);
     let read = crate::server_log::wait(node, run, marks, Duration::from_secs(15), |text| {
-        let mut lines = text.lines().skip_while(|l| !l.contains(needle));
+        let mut lines = text.lines().skip_while(|l| !needles.iter().any(|n| l.contains(n)));
         let line = lines.next()?;
         // PostgreSQL's DETAIL line (the file it could not open) belongs to it.
         let detail = lines.next().filter(|l| l.contains("DETAIL:")).map(|l| format!(" / \"{}\"", l.trim())).unwrap_or_default();

@@ -34,6 +34,8 @@ fn bring_back(d: &mut DrillCtx, node: &str) -> Result<(Topology, &'static str)> 
     let leader = new_plan.node(&next.leader).expect("the leader is in the live plan");
     let how = d.recorded(|d| {
         d.enter(Operation::Rejoin, Phase::Rejoining, Some(node))?;
+        // A copy or a rewind needs the room a full disk does not have.
+        super::fault_files::free_disk(d, node)?;
         if let Some(slot) = &me.slot {
             d.p.exec(d.machine(&leader.name), &["clusterlab-pg", "slot", slot])?;
         }
@@ -55,6 +57,7 @@ fn clone_again(d: &mut DrillCtx, node: &str) -> Result<&'static str> {
     d.recorded(|d| {
         d.enter(Operation::Rejoin, Phase::Rejoining, Some(node))?;
         d.progress(&format!("fresh base backup of {node} from {}", upstream.name));
+        super::fault_files::free_disk(d, node)?;
         // Its slot holds the lost WAL, or was invalidated for holding too
         // much (max_slot_wal_keep_size, 13+): made again, empty, before the clone.
         d.node_ctl(node, "stop")?;

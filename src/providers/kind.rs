@@ -36,6 +36,23 @@ pub struct Capabilities {
     pub provider_options: bool,
     /// `clusterlab box build` makes boxes for it.
     pub box_build: bool,
+    /// How a node's data directory gets a filesystem of its own (`resources.disk`).
+    pub data_disk: DataDisk,
+}
+
+/// How a node's data directory gets a filesystem of its own, of the size
+/// `resources.disk` says, so that `fault disk-full` never fills the host's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataDisk {
+    /// Not built: the spec is refused.
+    Unsupported,
+    /// A size-capped tmpfs the container runtime mounts at creation: the
+    /// containers are not privileged and cannot mount a loop device. Memory,
+    /// and gone if the container restarts (clusterlab never restarts one).
+    Tmpfs,
+    /// A second virtual disk, this device in the guest, which provisioning
+    /// formats and mounts.
+    Device(&'static str),
 }
 
 impl Provider {
@@ -59,6 +76,7 @@ impl Provider {
                 freeze: true,
                 provider_options: true,
                 box_build: true,
+                data_disk: DataDisk::Device("/dev/vdb"),
             },
             Provider::Virtualbox => Capabilities {
                 snapshots: true,
@@ -68,6 +86,7 @@ impl Provider {
                 freeze: false,
                 provider_options: false,
                 box_build: false,
+                data_disk: DataDisk::Unsupported,
             },
             Provider::Docker => Capabilities {
                 snapshots: false,
@@ -77,6 +96,7 @@ impl Provider {
                 freeze: true,
                 provider_options: false,
                 box_build: true,
+                data_disk: DataDisk::Tmpfs,
             },
         }
     }

@@ -67,6 +67,8 @@ pair "wal-loss-during-pitr pg18" "archive-fails pg12"
 pair "follower-loses-wal pg18" "slot-lost pg13"
 grep -q "has already been removed" "$out/follower-loses-wal.xml" || fail "follower-loses-wal: PostgreSQL's message is not in the JUnit file"
 grep -q 'slot \(&quot;\|"\)pg3' "$out/slot-lost.xml" || fail "slot-lost: the invalidation message is not in the JUnit file"
-drill acknowledged-writes 'pg18-*' 2
+# Three clusters at once here: the two cells of 18 ("pg18" picks both) and 9.4's full disk.
+pair "disk-full pg94" "acknowledged-writes pg18 2"
 grep -q "0 lost" "$out/acknowledged-writes.xml" || fail "the sync cell's report of lost rows is not in the JUnit file"
+grep -q "No space left on device\|could not write init file" "$out/disk-full.xml" || fail "disk-full: PostgreSQL's message is not in the JUnit file"
 echo "drill-files: PASSED"

@@ -216,6 +216,36 @@ must_fail_verify "$f2 cannot stream"
 [ "$(rows "$f2")" = "$(expect 1 2600)" ] || fail "$f2 is missing rows after it was cloned again: $(rows "$f2")"
 say "wal-loss: $f2 could not stream; rejoin cloned it again with every row"
 
+# A full disk (specs with resources.disk: a filesystem of each node's own):
+# on the leader a write that needs room fails with PostgreSQL's error, status
+# says so, heal frees the room and every row written before is there; on a
+# follower the WAL it must write next fails, and heal lets it catch up.
+if [ "$(field 'p["disk"] and p["disk"]["mib"] or ""')" != "" ]; then
+  # PostgreSQL names the device, or (a session that must write the relation
+  # cache's init file first) says only that it could not.
+  # (miette may fold the message over two lines.)
+  full() { [[ $1 == *"No space left"* || $1 == *"could not write init file"* ]]; }
+  said=$("$CL" fault "$spec" "$leader" disk-full)
+  full "$said" || fail "disk-full did not show PostgreSQL's message: $said"
+  if err=$(sql --node "$leader" "INSERT INTO drill SELECT generate_series(100001, 200000)" 2>&1); then
+    fail "a write that needs room succeeded on a full disk"
+  fi
+  full "$err" || fail "the failed write did not say the disk is full: $err"
+  st=$("$CL" status "$spec")
+  grep -q "disk full.*$leader" <<<"$st" || fail "status does not say $leader's disk is full: $st"
+  "$CL" fault "$spec" "$leader" heal
+  "$CL" -q verify "$spec"
+  sql --node "$leader" "CREATE TABLE after_disk_full AS SELECT generate_series(1, 100000) AS id" >/dev/null
+  for n in "$leader" "$f1" "$f2"; do
+    [ "$(rows "$n")" = "$(expect 1 2600)" ] || fail "$n is missing rows after the disk was freed: $(rows "$n")"
+  done
+  said=$("$CL" fault "$spec" "$f1" disk-full)
+  full "$said" || fail "disk-full on $f1 did not show PostgreSQL's message: $said"
+  "$CL" fault "$spec" "$f1" heal
+  "$CL" -q verify "$spec"
+  say "disk-full: the leader's write failed (${err%%$'\n'*}), the follower's WAL too; heal freed both, every row is on every node"
+fi
+
 # Acknowledged writes across a crash: a writer commits rows one by one while
 # the leader is killed; after the promote every row whose COMMIT returned is
 # there (with sync replication; with async, the check reports the loss), and

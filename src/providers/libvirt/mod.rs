@@ -251,11 +251,13 @@ impl Machines for Libvirt<'_> {
                 check(self.0.runner, &undefine, &Mode::Capture, "libvirt could not remove the domain")?;
                 removed.push(format!("domain {}", n.machine));
             }
-            // A volume created before its domain was defined.
-            let vol = format!("{}.img", n.machine);
-            if self.0.runner.run(&self.virsh(&["vol-info", "--pool", "default", &vol]), &Mode::Capture)?.ok() {
-                check(self.0.runner, &self.virsh(&["vol-delete", "--pool", "default", &vol]), &Mode::Capture, "libvirt could not delete the volume")?;
-                removed.push(format!("volume {vol}"));
+            // Volumes created before their domain was defined: the root disk,
+            // and the data disk of `resources.disk` (vagrant-libvirt names it after the device).
+            for vol in [format!("{}.img", n.machine), format!("{}-vdb.qcow2", n.machine)] {
+                if self.0.runner.run(&self.virsh(&["vol-info", "--pool", "default", &vol]), &Mode::Capture)?.ok() {
+                    check(self.0.runner, &self.virsh(&["vol-delete", "--pool", "default", &vol]), &Mode::Capture, "libvirt could not delete the volume")?;
+                    removed.push(format!("volume {vol}"));
+                }
             }
             Ok(removed)
         })?;
