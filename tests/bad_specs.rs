@@ -245,6 +245,8 @@ cases! {
     conf_reserved_port_uppercase => "conf-reserved-port-uppercase";
     conf_name_space => "conf-name-space";
     conf_value_newline => "conf-value-newline";
+    disk_on_virtualbox => "disk-on-virtualbox";
+    disk_too_small => "disk-too-small";
     hba_newline => "hba-newline";
     sql_missing => "sql-missing";
     provider_options_docker => "provider-options-docker";

@@ -109,7 +109,7 @@ fn resources_disk_gives_each_data_directory_a_filesystem_of_its_own() {
     let vf = file(&libvirt, "Vagrantfile");
     assert_eq!(vf.matches(r#"lv.storage :file, :size => "256M", :type => "qcow2""#).count(), 3, "{vf}");
     let follower = file(&libvirt, "scripts/pg2.sh");
-    assert!(follower.contains("mkfs.ext4 -q -m 0 -L clusterlab-data \"$dev\"") && follower.contains("local dev='/dev/vdb'"), "{follower}");
+    assert!(follower.contains("mkfs.ext4 -q -m 0 -L clusterlab-data \"$dev\"") && follower.contains("cp -a \"$DISK_MOUNT/.\" \"$tmp/\"") && follower.contains("local dev='/dev/vdb'"), "{follower}");
     let ctl = file(&libvirt, "scripts/clusterlab-pg");
     assert!(ctl.contains("FILL=\"$DISK_MOUNT/clusterlab-fill\"") && ctl.contains("disk-full) verb_disk_full"), "{ctl}");
     // Without it: nothing of the kind.

@@ -109,6 +109,16 @@ rm -f /tmp/e2e-broken.$$
 [ $rc = 3 ] || fail "verify of a broken cluster exited $rc, expected 3"
 say "verify caught the stopped follower $first_follower (exit 3)"
 
+# A data directory on a filesystem of its own (resources.disk): filled, the
+# leader says so in PostgreSQL's words; the reset below must free it (a VM
+# snapshot holds the second disk too), and destroy must leave no volume.
+if [ -n "$(field 'p["disk"] and p["disk"]["mib"] or ""')" ]; then
+  leader=$(field 'p["nodes"][0]["name"]')
+  said=$("$CL" fault "$spec" "$leader" disk-full)
+  [[ $said == *"No space left"* || $said == *"could not write init file"* ]] || fail "disk-full did not show PostgreSQL's message: $said"
+  say "disk-full: ${said%%$'\n'*}"
+fi
+
 for method in $resets; do
   opts=()
   [ "$method" = default ] || opts=(--method "$method")
