@@ -101,6 +101,21 @@ pub struct Upgrade {
     /// The facts of the major the nodes run now.
     pub from: crate::facts::Facts,
     pub method: crate::plan::UpgradeMethod,
+    /// The old cluster's template1, which the new one must match.
+    pub template1: Template1,
+    /// The addresses of the standbys the leader gives the new cluster by
+    /// rsync after pg_upgrade --link (the others are cloned again).
+    pub standbys: Vec<String>,
+}
+
+/// What pg_upgrade needs the old and the new cluster to share, as the old
+/// leader's template1 says, read before anything stops.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Template1 {
+    pub encoding: String,
+    pub collate: String,
+    pub ctype: String,
+    pub checksums: bool,
 }
 
 fn plan_context(plan: &Plan) -> Context {

@@ -16,6 +16,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("scripts/follower.sh.tera", include_str!("../templates/scripts/follower.sh.tera")),
     ("scripts/pgctl.sh.tera", include_str!("../templates/scripts/pgctl.sh.tera")),
     ("scripts/pgctl-faults.sh.tera", include_str!("../templates/scripts/pgctl-faults.sh.tera")),
+    ("scripts/pgctl-upgrade.sh.tera", include_str!("../templates/scripts/pgctl-upgrade.sh.tera")),
     ("scripts/upgrade.sh.tera", include_str!("../templates/scripts/upgrade.sh.tera")),
     ("spec.yaml.tera", include_str!("../templates/spec.yaml.tera")),
     ("box/build.sh", include_str!("../templates/box/build.sh")),

@@ -518,3 +518,21 @@ fn report_md_is_a_table_of_cells_and_phases() {
     assert!(text.contains("| **pg17-f2-slots** | **17** | **total** | **passed** |"), "{text}");
     assert!(!text.contains("<svg") && !text.contains("Rows lost"), "{text}");
 }
+
+/// Every shipped drill file loads, its base spec and steps valid, and names
+/// at least one cell (the CI runs one cell of most of them for real).
+#[test]
+fn every_shipped_drill_file_loads() {
+    let mut seen = 0;
+    for entry in std::fs::read_dir("clusters/drills").unwrap() {
+        let p = entry.unwrap().path();
+        if !p.to_string_lossy().ends_with(".matrix.yaml") {
+            continue;
+        }
+        let out = clusterlab().args(["matrix", p.to_str().unwrap(), "--list"]).output().unwrap();
+        assert!(out.status.success(), "{}: {}", p.display(), stderr(&out));
+        assert!(!stdout(&out).trim().is_empty(), "{}: no cell", p.display());
+        seen += 1;
+    }
+    assert!(seen >= 14, "only {seen} drill files found");
+}

@@ -12,7 +12,7 @@
 use clusterlab::error::Error;
 use clusterlab::facts::{Facts, Major, MAJORS};
 use clusterlab::plan::{self, Plan};
-use clusterlab::render::{File, Renderer, Upgrade};
+use clusterlab::render::{File, Renderer, Template1, Upgrade};
 use clusterlab::spec::{self, Source};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -82,7 +82,10 @@ fn render_kitchen_sink(major: &str) -> Vec<File> {
 fn render_upgrade(from: &str, to: &str, method: &str) -> Vec<File> {
     let from = Facts::for_major(Major::parse(from).unwrap());
     let method = <clusterlab::plan::UpgradeMethod as clap::ValueEnum>::from_str(method, false).unwrap();
-    let upgrade = Upgrade { from, method };
+    let template1 = Template1 { encoding: "UTF8".into(), collate: "C.UTF-8".into(), ctype: "C.UTF-8".into(), checksums: false };
+    // After --link the two followers are kept by rsync.
+    let standbys = if method == clusterlab::plan::UpgradeMethod::Link { vec!["10.42.0.11".into(), "10.42.0.12".into()] } else { Vec::new() };
+    let upgrade = Upgrade { from, method, template1, standbys };
     Renderer::new(None).unwrap().render_upgrade(&plan_of(&base_spec(to, "docker")), &upgrade).unwrap()
 }
 
@@ -116,6 +119,25 @@ fn resources_disk_gives_each_data_directory_a_filesystem_of_its_own() {
     for f in render_text(&base_spec("15", "docker")) {
         assert!(!f.content.contains("DISK_MOUNT") && !f.content.contains("create_args"), "{}", f.path.display());
     }
+}
+
+#[test]
+fn an_upgrade_by_link_rsyncs_the_new_cluster_to_the_kept_standbys() {
+    let link = render_upgrade("9.4", "18", "link");
+    let leader = file(&link, "upgrade/pg1.sh");
+    let rsync = leader.find("for addr in '10.42.0.11' '10.42.0.12'; do").expect("each kept standby's address, quoted");
+    let upgraded = leader.find("upgrade_standbys\n").expect("called after pg_upgrade");
+    assert!(leader[..upgraded].contains("pg_upgrade\" --link") && leader[rsync..].contains(r#"clusterlab-pg rsync-to "$addr" "$old" "$new""#), "{leader}");
+    // The new cluster is made with the old template1's encoding, locale and checksums.
+    assert!(leader.contains("local enc='UTF8' collate='C.UTF-8' ctype='C.UTF-8'") && leader.contains("initdb+=(--no-data-checksums)"), "{leader}");
+    let follower = file(&link, "upgrade/pg2.sh");
+    let kept = follower.find(r#"if [ -f "$PG_DATA/clusterlab-rsynced" ]; then"#).expect("the follower knows its data came by rsync");
+    assert!(kept < follower.find("clusterlab-pg reclone").unwrap(), "before the clone it makes unneeded\n{follower}");
+    // The node control script it installs (inside the script) runs rsync with the documented options.
+    assert!(leader.contains("rsync --archive --delete --hard-links --size-only --no-inc-recursive \"$@\" \"rsync://$addr:$RSYNC_PORT/clusterlab/\""), "{leader}");
+    // Other methods keep no standby.
+    let dump = render_upgrade("9.4", "18", "dump");
+    assert!(!file(&dump, "upgrade/pg1.sh").contains("upgrade_standbys"));
 }
 
 #[test]

@@ -2,7 +2,10 @@
 //! newer major, the way a DBA does it (https://www.postgresql.org/docs/current/upgrading.html):
 //! the followers stop, the leader's data goes to a new cluster of the new
 //! major (pg_upgrade `--link` or `--copy`, or a dump and restore), the new
-//! leader starts, and each follower is cloned again from it, through its slot.
+//! leader starts, and each follower is cloned again from it, through its
+//! slot. After `--link` the followers that were caught up are kept instead:
+//! the leader rsyncs them the new cluster before it starts, as pg_upgrade's
+//! documentation says.
 //!
 //! The steps on a node are its provisioning for the new major (the spec's
 //! plan on that major, `Cluster::plan_for`) with the upgrade's own steps in
@@ -17,8 +20,8 @@ use super::upgrade_check::{self, Finding};
 use crate::cluster::{Cluster, Ctx};
 use crate::error::{Error, Result};
 use crate::facts::{Facts, Major};
-use crate::plan::{Plan, Role};
-use crate::render::{Renderer, Upgrade};
+use crate::plan::{Node, Plan, Role};
+use crate::render::{Renderer, Template1, Upgrade};
 use crate::runner::parallel;
 use crate::state::{Operation, Phase};
 use crate::topology::Topology;
@@ -85,6 +88,12 @@ fn refuse(d: &DrillCtx, from: &Facts, to: Major, method: Method) -> Result<()> {
             "use --method link, copy or dump",
         ));
     }
+    if method == Method::Link && d.plan.disk.is_some() {
+        return Err(Error::usage(
+            "--method link: pg_upgrade --link hard-links the new cluster to the old one's files, and resources.disk gives the old data directory a filesystem of its own",
+            "use --method copy, logical or dump, or a spec without resources.disk",
+        ));
+    }
     if let Some(n) = d.live.detached.first() {
         return Err(Error::usage(format!("{n} is outside the topology since an earlier promote"), format!("`clusterlab rejoin SPEC {n}` first, or `clusterlab reset SPEC`")));
     }
@@ -96,28 +105,92 @@ fn refuse(d: &DrillCtx, from: &Facts, to: Major, method: Method) -> Result<()> {
 
 /// The upgrade itself; returns the topology it leaves (the same, on the new major).
 fn upgrade(d: &mut DrillCtx, target: &Plan, from: Facts, method: Method) -> Result<Topology> {
-    let files = Renderer::new(d.ctx.templates.as_deref())?.render_upgrade(target, &Upgrade { from, method })?;
-    d.c.workdir.write_files(&files)?;
-    let script = |name: &str| d.c.workdir.path(format!("upgrade/{name}.sh"));
+    let leader = target.leader().clone();
+    let template1 = template1(d, &leader.name)?;
     let followers: Vec<&str> = target.nodes.iter().filter(|n| n.role != Role::Leader).map(|n| n.name.as_str()).collect();
     // Recorded before anything changes: from here on, a reset must bring
     // back the old major even if this upgrade never records the new one.
     d.st.upgrading_to = Some(target.version.clone());
-    d.enter(Operation::Upgrade, Phase::Upgrading, Some("stop the followers"))?;
-    parallel(&followers, |n| d.node_ctl(n, "stop"))?;
-    d.progress("followers stopped");
-    let leader = &target.leader().name;
-    d.enter(Operation::Upgrade, Phase::Upgrading, Some(leader))?;
-    d.p.run_script(d.machine(leader), &script(leader), &format!("upgrade-{leader}.log"))?;
-    d.progress(&format!("{leader} leads on PostgreSQL {}", target.version));
+    let kept = if method == Method::Link {
+        stop_for_rsync(d, target)?
+    } else {
+        d.enter(Operation::Upgrade, Phase::Upgrading, Some("stop the followers"))?;
+        parallel(&followers, |n| d.node_ctl(n, "stop"))?;
+        d.progress("followers stopped");
+        Vec::new()
+    };
+    let standbys = kept.iter().map(|n| n.address.clone()).collect();
+    let files = Renderer::new(d.ctx.templates.as_deref())?.render_upgrade(target, &Upgrade { from, method, template1, standbys })?;
+    d.c.workdir.write_files(&files)?;
+    let script = |name: &str| d.c.workdir.path(format!("upgrade/{name}.sh"));
+    d.enter(Operation::Upgrade, Phase::Upgrading, Some(&leader.name))?;
+    d.p.run_script(d.machine(&leader.name), &script(&leader.name), &format!("upgrade-{}.log", leader.name))?;
+    d.progress(&format!("{} leads on PostgreSQL {}", leader.name, target.version));
+    for n in &kept {
+        d.p.exec(d.machine(&n.name), &["clusterlab-pg", "rsync-stop"])?;
+        // A base backup would have made the slot (pg_basebackup -C); the
+        // new leader has none of the old one's.
+        if let (Some(slot), true) = (&n.slot, target.facts.basebackup_create_slot) {
+            d.p.exec(d.machine(&leader.name), &["clusterlab-pg", "slot", slot])?;
+        }
+    }
     for wave in target.waves().iter().skip(1) {
         let names: Vec<&str> = wave.iter().map(|n| n.name.as_str()).collect();
         d.enter(Operation::Upgrade, Phase::Upgrading, Some(&names.join(",")))?;
         parallel(&names, |n| d.p.run_script(d.machine(n), &script(n), &format!("upgrade-{n}.log")))?;
-        d.progress(&format!("{} cloned again from the new leader", names.join(", ")));
+        let (synced, cloned): (Vec<&str>, Vec<&str>) = names.iter().partition(|n| kept.iter().any(|k| k.name == **n));
+        for (who, how) in [(synced, "kept: the new cluster came by rsync"), (cloned, "cloned again from the new leader")] {
+            if !who.is_empty() {
+                d.progress(&format!("{} {how}", who.join(", ")));
+            }
+        }
     }
     let next = Topology { major: Some(target.version.clone()), ..d.live.clone() };
     d.st.upgrading_to = None;
     d.settle(Operation::Upgrade, &next)?;
     Ok(next)
+}
+
+/// The old leader's template1: its encoding, locale and data checksums, which
+/// the new cluster is made with (pg_upgrade refuses a mismatch).
+fn template1(d: &DrillCtx, leader: &str) -> Result<Template1> {
+    let sql = "SELECT pg_encoding_to_char(encoding), datcollate, datctype, current_setting('data_checksums') FROM pg_database WHERE datname = 'template1'";
+    let out = d.p.exec(d.machine(leader), &["clusterlab-pg", "psql", "-d", "template1", "-F", "|", "-c", sql])?;
+    let row = out.stdout.trim();
+    match row.split('|').collect::<Vec<_>>()[..] {
+        [encoding, collate, ctype, sums] => Ok(Template1 { encoding: encoding.into(), collate: collate.into(), ctype: ctype.into(), checksums: sums == "on" }),
+        _ => Err(Error::usage(format!("{leader}'s template1 did not say its encoding and locale: {row:?}"), "`clusterlab verify SPEC`; is the leader up?")),
+    }
+}
+
+/// pg_upgrade --link keeps the standbys whose files are the leader's, the
+/// documented way: the leader stops first (its walsenders hand the shutdown
+/// checkpoint to the followers), then the followers; each follower of the
+/// leader whose latest checkpoint is the leader's gets the new cluster by
+/// rsync (an rsync daemon waits on it, its new data directory gone). The
+/// others, and followers of followers, are cloned again. Returns the kept.
+fn stop_for_rsync(d: &mut DrillCtx, target: &Plan) -> Result<Vec<Node>> {
+    let leader = target.leader().clone();
+    d.enter(Operation::Upgrade, Phase::Upgrading, Some("stop the leader, then its followers"))?;
+    d.node_ctl(&leader.name, "stop")?;
+    let followers: Vec<&str> = target.nodes.iter().filter(|n| n.role != Role::Leader).map(|n| n.name.as_str()).collect();
+    parallel(&followers, |n| d.node_ctl(n, "stop"))?;
+    let at = |n: &str| -> Result<String> { Ok(d.p.exec(d.machine(n), &["clusterlab-pg", "checkpoint-location"])?.stdout.trim().to_string()) };
+    let leader_at = at(&leader.name)?;
+    let mut kept = Vec::new();
+    for n in target.nodes.iter().filter(|n| n.upstream.as_deref() == Some(leader.name.as_str())) {
+        let theirs = at(&n.name)?;
+        if !leader_at.is_empty() && theirs == leader_at {
+            kept.push(n.clone());
+        } else {
+            d.progress(&format!("{}: latest checkpoint {theirs}, the leader's {leader_at}: not caught up, so cloned again", n.name));
+        }
+    }
+    for n in &kept {
+        // A new cluster of its own would stay: rsync --size-only keeps files of the same size.
+        d.p.exec(d.machine(&n.name), &["rm", "-rf", &target.facts.data_dir])?;
+        d.p.exec(d.machine(&n.name), &["clusterlab-pg", "rsync-serve", &n.address, &leader.address])?;
+    }
+    d.progress(&format!("leader and followers stopped; kept by rsync: {}", if kept.is_empty() { "none".to_string() } else { kept.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ") }));
+    Ok(kept)
 }

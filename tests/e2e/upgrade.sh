@@ -5,7 +5,9 @@
 # --strict`), every node on the new major with its followers streaming
 # through their slots (verify), the table the same on every node as before
 # (count and md5 of its rows in order), and `reset`: every node back on the
-# spec's major with the known state's data. Before the first upgrade of a
+# spec's major with the known state's data. After --link the followers must
+# have been kept by rsync (pg_upgrade's documented procedure), not cloned.
+# Before the first upgrade of a
 # cluster older than 12 the check must name a table WITH OIDS (blocking) and
 # a hash index made before 10 (rebuilt after), and pass once the table is
 # fixed; the hash index must answer on the new major.
@@ -68,8 +70,17 @@ for pair in "$@"; do
   same_everywhere "$before" "before the upgrade"
   "$CL" writes "$spec" start
   start=$SECONDS
-  "$CL" upgrade "$spec" --to "$to" --method "$method"
+  "$CL" upgrade "$spec" --to "$to" --method "$method" 2>&1 | tee /tmp/upgrade-run.$$
   say "$from -> $to by $method took $((SECONDS - start)) s"
+  if [ "$method" = link ]; then
+    # Caught up when the leader stopped, both followers are kept: the new
+    # cluster reaches them by rsync, not by a base backup.
+    kept=$(grep -o "[a-z0-9, ]* kept: the new cluster came by rsync" /tmp/upgrade-run.$$ || true)
+    for n in $(field '" ".join(n["name"] for n in p["nodes"] if n["role"] == "follower")'); do
+      [[ $kept == *"$n"* ]] || fail "$n was not kept by rsync after pg_upgrade --link: $(grep -i "rsync\|caught up\|cloned" /tmp/upgrade-run.$$ || true)"
+    done
+    say "pg_upgrade --link kept the followers: ${kept# }"
+  fi
   "$CL" writes "$spec" check --strict 2>&1 | tee /tmp/upgrade-writes.$$
   grep -Eq " 0 lost; downtime [0-9]+\.[0-9]+ s" /tmp/upgrade-writes.$$ || fail "writes check did not report 0 lost and the downtime"
   "$CL" -q verify "$spec"
