@@ -71,11 +71,17 @@ impl Renderer {
     /// The scripts that take every node of `plan` (the cluster on its new
     /// major) from the major it runs now: its provisioning, with the upgrade's
     /// steps in between, under `upgrade/`.
+    /// Besides, `upgrade/new-cluster.sh`: the leader's new cluster, made
+    /// first, while the old one still serves.
     pub fn render_upgrade(&self, plan: &Plan, upgrade: &Upgrade) -> Result<Vec<File>> {
         let mut ctx = plan_context(plan);
         let ctl = self.render("scripts/pgctl.sh.tera", &ctx)?;
         ctx.insert("upgrade", upgrade);
-        self.node_scripts(plan, &ctx, &ctl, "upgrade")
+        let mut files = self.node_scripts(plan, &ctx, &ctl, "upgrade")?;
+        ctx.insert("node", plan.leader());
+        ctx.insert("ctl", &ctl);
+        files.push(File { path: PathBuf::from("upgrade/new-cluster.sh"), content: self.render("scripts/new-cluster.sh.tera", &ctx)?, executable: true });
+        Ok(files)
     }
 
     fn node_scripts(&self, plan: &Plan, ctx: &Context, ctl: &str, dir: &str) -> Result<Vec<File>> {

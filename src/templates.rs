@@ -18,6 +18,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("scripts/pgctl-faults.sh.tera", include_str!("../templates/scripts/pgctl-faults.sh.tera")),
     ("scripts/pgctl-upgrade.sh.tera", include_str!("../templates/scripts/pgctl-upgrade.sh.tera")),
     ("scripts/upgrade.sh.tera", include_str!("../templates/scripts/upgrade.sh.tera")),
+    ("scripts/new-cluster.sh.tera", include_str!("../templates/scripts/new-cluster.sh.tera")),
     ("spec.yaml.tera", include_str!("../templates/spec.yaml.tera")),
     ("box/build.sh", include_str!("../templates/box/build.sh")),
     ("box/compile.sh", include_str!("../templates/box/compile.sh")),

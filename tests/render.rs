@@ -129,7 +129,13 @@ fn an_upgrade_by_link_rsyncs_the_new_cluster_to_the_kept_standbys() {
     let upgraded = leader.find("upgrade_standbys\n").expect("called after pg_upgrade");
     assert!(leader[..upgraded].contains("pg_upgrade\" --link") && leader[rsync..].contains(r#"clusterlab-pg rsync-to "$addr" "$old" "$new""#), "{leader}");
     // The new cluster is made with the old template1's encoding, locale and checksums.
-    assert!(leader.contains("local enc='UTF8' collate='C.UTF-8' ctype='C.UTF-8'") && leader.contains("initdb+=(--no-data-checksums)"), "{leader}");
+    // before the old one stops, in a script of its own.
+    let new_cluster = file(&link, "upgrade/new-cluster.sh");
+    assert!(
+        new_cluster.contains("local enc='UTF8' collate='C.UTF-8' ctype='C.UTF-8'") && new_cluster.contains("initdb+=(--no-data-checksums)") && new_cluster.trim_end().ends_with("upgrade_new_cluster"),
+        "{new_cluster}"
+    );
+    assert!(!leader.contains("\n  upgrade_new_cluster\n"), "{leader}");
     let follower = file(&link, "upgrade/pg2.sh");
     let kept = follower.find(r#"if [ -f "$PG_DATA/clusterlab-rsynced" ]; then"#).expect("the follower knows its data came by rsync");
     assert!(kept < follower.find("clusterlab-pg reclone").unwrap(), "before the clone it makes unneeded\n{follower}");

@@ -108,9 +108,15 @@ fn upgrade(d: &mut DrillCtx, target: &Plan, from: Facts, method: Method) -> Resu
     let leader = target.leader().clone();
     let template1 = template1(d, &leader.name)?;
     let followers: Vec<&str> = target.nodes.iter().filter(|n| n.role != Role::Leader).map(|n| n.name.as_str()).collect();
+    let renderer = Renderer::new(d.ctx.templates.as_deref())?;
+    let mut upgrade = Upgrade { from, method, template1, standbys: Vec::new() };
+    d.c.workdir.write_files(&renderer.render_upgrade(target, &upgrade)?)?;
+    let script = |name: &str| d.c.workdir.path(format!("upgrade/{name}.sh"));
     // Recorded before anything changes: from here on, a reset must bring
     // back the old major even if this upgrade never records the new one.
     d.st.upgrading_to = Some(target.version.clone());
+    d.enter(Operation::Upgrade, Phase::Upgrading, Some(&format!("{}: the new cluster", leader.name)))?;
+    d.p.run_script(d.machine(&leader.name), &script("new-cluster"), &format!("upgrade-{}-new-cluster.log", leader.name))?;
     let kept = if method == Method::Link {
         stop_for_rsync(d, target)?
     } else {
@@ -119,10 +125,10 @@ fn upgrade(d: &mut DrillCtx, target: &Plan, from: Facts, method: Method) -> Resu
         d.progress("followers stopped");
         Vec::new()
     };
-    let standbys = kept.iter().map(|n| n.address.clone()).collect();
-    let files = Renderer::new(d.ctx.templates.as_deref())?.render_upgrade(target, &Upgrade { from, method, template1, standbys })?;
-    d.c.workdir.write_files(&files)?;
-    let script = |name: &str| d.c.workdir.path(format!("upgrade/{name}.sh"));
+    if !kept.is_empty() {
+        upgrade.standbys = kept.iter().map(|n| n.address.clone()).collect();
+        d.c.workdir.write_files(&renderer.render_upgrade(target, &upgrade)?)?;
+    }
     d.enter(Operation::Upgrade, Phase::Upgrading, Some(&leader.name))?;
     d.p.run_script(d.machine(&leader.name), &script(&leader.name), &format!("upgrade-{}.log", leader.name))?;
     d.progress(&format!("{} leads on PostgreSQL {}", leader.name, target.version));
@@ -164,32 +170,37 @@ fn template1(d: &DrillCtx, leader: &str) -> Result<Template1> {
 }
 
 /// pg_upgrade --link keeps the standbys whose files are the leader's, the
-/// documented way: the leader stops first (its walsenders hand the shutdown
-/// checkpoint to the followers), then the followers; each follower of the
-/// leader whose latest checkpoint is the leader's gets the new cluster by
-/// rsync (an rsync daemon waits on it, its new data directory gone). The
-/// others, and followers of followers, are cloned again. Returns the kept.
+/// documented way. While everything still runs, each follower of the leader
+/// gets the new major's configuration (its data directory gone) and an rsync
+/// daemon. Then the leader stops first (its walsenders hand the shutdown
+/// checkpoint to the followers), then the followers; those whose latest
+/// checkpoint is the leader's are kept, and get the new cluster by rsync
+/// from the leader's script. The others, and followers of followers, are
+/// cloned again. Returns the kept.
 fn stop_for_rsync(d: &mut DrillCtx, target: &Plan) -> Result<Vec<Node>> {
     let leader = target.leader().clone();
+    let direct: Vec<Node> = target.nodes.iter().filter(|n| n.upstream.as_deref() == Some(leader.name.as_str())).cloned().collect();
+    d.enter(Operation::Upgrade, Phase::Upgrading, Some("the followers wait for rsync"))?;
+    parallel(&direct, |n| {
+        d.p.exec(d.machine(&n.name), &["clusterlab-pg", "rsync-prepare", &target.facts.major])?;
+        d.p.exec(d.machine(&n.name), &["clusterlab-pg", "rsync-serve", &n.address, &leader.address]).map(drop)
+    })?;
     d.enter(Operation::Upgrade, Phase::Upgrading, Some("stop the leader, then its followers"))?;
     d.node_ctl(&leader.name, "stop")?;
     let followers: Vec<&str> = target.nodes.iter().filter(|n| n.role != Role::Leader).map(|n| n.name.as_str()).collect();
     parallel(&followers, |n| d.node_ctl(n, "stop"))?;
-    let at = |n: &str| -> Result<String> { Ok(d.p.exec(d.machine(n), &["clusterlab-pg", "checkpoint-location"])?.stdout.trim().to_string()) };
-    let leader_at = at(&leader.name)?;
+    // Each node's latest checkpoint, all at once (the writers wait).
+    let names: Vec<&str> = std::iter::once(leader.name.as_str()).chain(direct.iter().map(|n| n.name.as_str())).collect();
+    let at = parallel(&names, |n| Ok(d.p.exec(d.machine(n), &["clusterlab-pg", "checkpoint-location"])?.stdout.trim().to_string()))?;
+    let leader_at = &at[0];
     let mut kept = Vec::new();
-    for n in target.nodes.iter().filter(|n| n.upstream.as_deref() == Some(leader.name.as_str())) {
-        let theirs = at(&n.name)?;
+    for (n, theirs) in direct.into_iter().zip(&at[1..]) {
         if !leader_at.is_empty() && theirs == leader_at {
-            kept.push(n.clone());
+            kept.push(n);
         } else {
+            d.p.exec(d.machine(&n.name), &["clusterlab-pg", "rsync-stop"])?;
             d.progress(&format!("{}: latest checkpoint {theirs}, the leader's {leader_at}: not caught up, so cloned again", n.name));
         }
-    }
-    for n in &kept {
-        // A new cluster of its own would stay: rsync --size-only keeps files of the same size.
-        d.p.exec(d.machine(&n.name), &["rm", "-rf", &target.facts.data_dir])?;
-        d.p.exec(d.machine(&n.name), &["clusterlab-pg", "rsync-serve", &n.address, &leader.address])?;
     }
     d.progress(&format!("leader and followers stopped; kept by rsync: {}", if kept.is_empty() { "none".to_string() } else { kept.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ") }));
     Ok(kept)
