@@ -46,7 +46,12 @@ impl<'a> DrillCtx<'a> {
         self.ctx.progress(self.start, msg);
     }
 
+    /// Records the step a drill begins; after Ctrl-C or SIGTERM, begins
+    /// none (a step whose commands do not stream would not notice it).
     pub fn enter(&mut self, op: Operation, phase: Phase, detail: Option<&str>) -> Result<()> {
+        if crate::signals::requested() {
+            return Err(Error::Interrupted(detail.map(str::to_string).unwrap_or_else(|| format!("{op:?}").to_lowercase())));
+        }
         self.st.enter(&self.c.workdir, op, phase, detail)
     }
 
