@@ -42,7 +42,7 @@ pub fn disk_of(spec: &Spec, facts: &Facts, src: &Source) -> Result<Option<Disk>,
         return Err(src.error(
             "resources.disk",
             format!("{mib} MiB is out of range for a node's data directory"),
-            &format!("use {MIN_MIB} to {MAX_MIB} (MiB); 256 holds a lab's data and lets `fault disk-full` fill it in a moment"),
+            format!("use {MIN_MIB} to {MAX_MIB} (MiB); 256 holds a lab's data and lets `fault disk-full` fill it in a moment"),
         ));
     }
     let mount = std::path::Path::new(&facts.data_dir).parent().expect("the data directory has a parent").display().to_string();
