@@ -118,13 +118,15 @@ fn upgrade(d: &mut DrillCtx, target: &Plan, from: Facts, method: Method) -> Resu
     d.enter(Operation::Upgrade, Phase::Upgrading, Some(&format!("{}: the new cluster", leader.name)))?;
     d.p.run_script(d.machine(&leader.name), &script("new-cluster"), &format!("upgrade-{}-new-cluster.log", leader.name))?;
     let kept = if method == Method::Link {
-        stop_for_rsync(d, target)?
+        stop_for_rsync(d, target, &followers)?
     } else {
         d.enter(Operation::Upgrade, Phase::Upgrading, Some("stop the followers"))?;
         parallel(&followers, |n| d.node_ctl(n, "stop"))?;
         d.progress("followers stopped");
         Vec::new()
     };
+    // The leader's script names the kept followers, known only now: the
+    // scripts are written again with them.
     if !kept.is_empty() {
         upgrade.standbys = kept.iter().map(|n| n.address.clone()).collect();
         d.c.workdir.write_files(&renderer.render_upgrade(target, &upgrade)?)?;
@@ -177,7 +179,7 @@ fn template1(d: &DrillCtx, leader: &str) -> Result<Template1> {
 /// checkpoint is the leader's are kept, and get the new cluster by rsync
 /// from the leader's script. The others, and followers of followers, are
 /// cloned again. Returns the kept.
-fn stop_for_rsync(d: &mut DrillCtx, target: &Plan) -> Result<Vec<Node>> {
+fn stop_for_rsync(d: &mut DrillCtx, target: &Plan, followers: &[&str]) -> Result<Vec<Node>> {
     let leader = target.leader().clone();
     let direct: Vec<Node> = target.nodes.iter().filter(|n| n.upstream.as_deref() == Some(leader.name.as_str())).cloned().collect();
     d.enter(Operation::Upgrade, Phase::Upgrading, Some("the followers wait for rsync"))?;
@@ -187,8 +189,7 @@ fn stop_for_rsync(d: &mut DrillCtx, target: &Plan) -> Result<Vec<Node>> {
     })?;
     d.enter(Operation::Upgrade, Phase::Upgrading, Some("stop the leader, then its followers"))?;
     d.node_ctl(&leader.name, "stop")?;
-    let followers: Vec<&str> = target.nodes.iter().filter(|n| n.role != Role::Leader).map(|n| n.name.as_str()).collect();
-    parallel(&followers, |n| d.node_ctl(n, "stop"))?;
+    parallel(followers, |n| d.node_ctl(n, "stop"))?;
     // Each node's latest checkpoint, all at once (the writers wait).
     let names: Vec<&str> = std::iter::once(leader.name.as_str()).chain(direct.iter().map(|n| n.name.as_str())).collect();
     let at = parallel(&names, |n| Ok(d.p.exec(d.machine(n), &["clusterlab-pg", "checkpoint-location"])?.stdout.trim().to_string()))?;
