@@ -274,7 +274,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(exit::OK)
         }
         Command::Reset { spec, method, no_verify } => {
-            load(&spec, wd)?.reset(&ctx, method, !no_verify)?;
+            let c = load(&spec, wd)?;
+            crate::drills::stop_writer(&c);
+            c.reset(&ctx, method, !no_verify)?;
             Ok(exit::OK)
         }
         Command::Promote { spec, args } => drill(&ctx, &spec, wd, Drill::Promote(args)),
@@ -288,7 +290,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::WritesWorker { dir } => crate::drills::writes_worker(&dir),
         Command::Backups { spec, json } => list_backups(&load(&spec, wd)?, json),
         Command::Destroy { spec } => {
-            load(&spec, wd)?.destroy(&ctx)?;
+            let c = load(&spec, wd)?;
+            crate::drills::stop_writer(&c);
+            c.destroy(&ctx)?;
             Ok(exit::OK)
         }
         Command::Ssh { spec, node, command } => {

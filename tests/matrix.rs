@@ -340,6 +340,7 @@ case "$1" in
     shift; off=0
     for m in "$@"; do case $m in "$f="*) off=${m#*=} ;; esac; done
     if [ -f "$f" ]; then tail -c +"$((off + 1))" "$f"; fi ;;
+  stop|save|start|reset) ;;
   *) exit 2 ;;
 esac
 "#;
@@ -517,6 +518,50 @@ fn report_md_is_a_table_of_cells_and_phases() {
     assert!(text.contains("| pg15-f2-slots | 15 | up | failed | "), "{text}");
     assert!(text.contains("| **pg17-f2-slots** | **17** | **total** | **passed** |"), "{text}");
     assert!(!text.contains("<svg") && !text.contains("Rows lost"), "{text}");
+}
+
+/// Two files whose cells need the same cluster share it: one up with a
+/// known state saved, a reset before the second file's cell, one destroy;
+/// the reports name each cell with its file, JUnit has a suite per file.
+/// A cell of another version gets a cluster of its own.
+#[test]
+fn cells_of_several_files_share_a_cluster() {
+    let dir = setup(THREE);
+    let second = dir.path().join("n.matrix.yaml");
+    std::fs::write(&second, "base: base.yaml\nnetwork: 10.77.0.0/16\naxes:\n  version: [15, 16]\nsteps:\n  - name: again\n    run: echo second file\n").unwrap();
+    let json = dir.path().join("out.json");
+    let (out, calls, xml) = fake_run(&dir, "", &["--jobs", "2", "--json", json.to_str().unwrap(), "--filter", "pg15", "--filter", "pg16", second.to_str().unwrap()]);
+    let (so, se) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{se}");
+    assert!(se.contains("matrix n.matrix.yaml, m.matrix.yaml: 3 of 5 cells on 2 clusters"), "{se}");
+    assert!(so.contains("m/pg15-f2-slots") && so.contains("n/pg15-f2-slots") && so.contains("n/pg16-f2-slots") && so.contains("3 passed"), "{so}");
+    // n's pg15 cell (the first file's) came up, saving its known state; m's ran on it after a reset.
+    assert_eq!(calls.matches("pg15-f2-slots vagrant up").count(), 1, "{calls}");
+    assert!(calls.contains("- clusterlab-pg[pg1] save"), "{calls}");
+    assert!(calls.contains("- clusterlab-pg[pg2] reset 10.77.0.10"), "{calls}");
+    assert!(calls.contains("- docker exec clusterlab-pg15-f2-slots-pg1 timeout 300 bash -c echo hello from the leader"), "{calls}");
+    assert_eq!(calls.matches("- docker rm -f -v clusterlab-pg15-f2-slots-pg1").count(), 1, "{calls}");
+    assert!(calls.contains("pg16-f2-slots vagrant up"), "{calls}");
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let phases = |cell: &str| -> Vec<String> {
+        let c = summary["cells"].as_array().unwrap().iter().find(|c| c["name"] == cell).unwrap();
+        c["phases"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(phases("n/pg15-f2-slots"), ["up", "step again"]);
+    assert_eq!(phases("m/pg15-f2-slots"), ["reset", "step hello", "destroy"]);
+    assert_eq!(phases("n/pg16-f2-slots"), ["up", "step again", "destroy"]);
+    assert_eq!(summary["files"].as_array().unwrap().len(), 2);
+    assert_eq!(xml.matches("<testsuite ").count(), 2, "{xml}");
+    assert!(xml.contains(r#"classname="clusterlab.matrix.n""#) && xml.contains(r#"classname="clusterlab.matrix.m""#), "{xml}");
+}
+
+/// `--cell` names a cell of one file.
+#[test]
+fn cell_with_several_files_is_refused() {
+    let dir = setup(THREE);
+    let out = clusterlab().args(["matrix", "--list", "--cell", "pg15-f2-slots"]).arg(matrix_file(&dir)).arg(matrix_file(&dir)).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(says(&stderr(&out), "--cell picks a cell of one matrix file"), "{}", stderr(&out));
 }
 
 /// Every shipped drill file loads, its base spec and steps valid, and names

@@ -28,7 +28,7 @@ mod writes;
 pub use backup::{backups, BackupArgs, Manifest, RestoreArgs};
 pub use fault::{Fault, FaultArgs};
 pub use upgrade::{Method as UpgradeMethod, UpgradeArgs};
-pub use writes::{worker as writes_worker, WritesAction, WritesArgs};
+pub use writes::{stop_writer, worker as writes_worker, WritesAction, WritesArgs};
 
 use crate::cluster::{Cluster, Ctx};
 use crate::error::Result;

@@ -188,6 +188,18 @@ fn check(ctx: &Ctx, c: &Cluster, strict: bool, json: bool) -> Result<String> {
     Ok(serde_json::to_string_pretty(&checked).expect("the report serializes"))
 }
 
+/// Stops the cluster's writer, if one runs, and forgets its rows: `reset`
+/// and `destroy` take the cluster back to a state those rows were never
+/// written in (a writer left running would write on into the restored
+/// cluster, and a `writes check` after it would count the reset as loss).
+pub fn stop_writer(c: &Cluster) {
+    let f = files(&c.workdir.root);
+    stop_worker(&f.pid);
+    for p in [&f.target, &f.acked] {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
 /// Stops a writer this tool started (its pid is in the working directory).
 fn stop_worker(pid_file: &Path) {
     let Some(pid) = std::fs::read_to_string(pid_file).ok().and_then(|p| p.trim().parse::<u32>().ok()) else { return };

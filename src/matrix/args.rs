@@ -4,8 +4,11 @@ use std::path::PathBuf;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct MatrixArgs {
-    /// The matrix file (e.g. clusters/ci.matrix.yaml).
-    pub file: PathBuf,
+    /// The matrix file (e.g. clusters/ci.matrix.yaml), or several: cells of
+    /// different files that need the same cluster (same base, version and
+    /// topology) then share one, reset to its known state between them.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
     /// Cells run at once (default: as many as fit in available memory).
     #[arg(short, long, value_parser = clap::value_parser!(u32).range(1..))]
     pub jobs: Option<u32>,

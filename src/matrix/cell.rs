@@ -12,6 +12,12 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone)]
 pub struct Cell {
     pub name: String,
+    /// The matrix file's stem (`clog-loss`): with several files, reports
+    /// name a cell `clog-loss/pg94-f2-slots`.
+    pub matrix: String,
+    /// The cell's spec without its name and network: cells of several files
+    /// with the same key need the same cluster, so one serves them all.
+    pub share_key: String,
     /// `<matrix dir>/.clusterlab/matrix-<stem>/<name>.yaml`.
     pub spec_path: PathBuf,
     pub spec_text: String,
@@ -130,6 +136,17 @@ pub(super) fn cell_spec(base: &Base, combo: &Combo, axes: &Axes, boxes: &BTreeMa
     (name, doc)
 }
 
+/// The cluster a cell needs, whatever its name and network: its spec
+/// without those two (both only keep cells of one file apart).
+pub(super) fn share_key(doc: &serde_yaml::Value) -> String {
+    let mut d = doc.clone();
+    if let Some(m) = d.as_mapping_mut() {
+        m.remove("name");
+        m.remove("network");
+    }
+    serde_yaml::to_string(&d).expect("a YAML value serializes")
+}
+
 /// `key` of `m` as a mapping, created (or replacing a null) when missing.
 fn sub_mapping<'a>(m: &'a mut serde_yaml::Mapping, key: &str) -> &'a mut serde_yaml::Mapping {
     let v = m.entry(serde_yaml::Value::String(key.into())).or_insert(serde_yaml::Value::Null);
@@ -214,6 +231,16 @@ mod tests {
         // The base's own version keeps the base's box; a cell's box wins over the map.
         assert_eq!(box_of("{version: 15}").as_deref(), Some("clusterlab/bookworm-pg15"));
         assert_eq!(box_of("{version: 13, box: my/box}").as_deref(), Some("my/box"));
+    }
+
+    #[test]
+    fn the_share_key_ignores_name_and_network_only() {
+        let b = base(BASE);
+        let spec = |combo: &str, net: &str| cell_spec(&b, &serde_yaml::from_str(combo).unwrap(), &axes("{version: [13]}"), &BTreeMap::new(), net).1;
+        let k = share_key(&spec("{version: 13}", "10.50.0.0/24"));
+        assert_eq!(k, share_key(&spec("{version: 13}", "10.60.7.0/24")));
+        assert_ne!(k, share_key(&spec("{version: 13, followers: 1}", "10.50.0.0/24")));
+        assert_ne!(k, share_key(&spec("{version: 12}", "10.50.0.0/24")));
     }
 
     #[test]

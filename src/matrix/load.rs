@@ -2,7 +2,7 @@
 //! expands its axes and gives each combination its spec and /24;
 //! `Matrix::validate` writes the specs and plans them all.
 
-use super::cell::{cell_spec, Base, Cell};
+use super::cell::{cell_spec, share_key, Base, Cell};
 use super::expand::expand;
 use super::file::MatrixFile;
 use crate::cluster::Cluster;
@@ -49,7 +49,8 @@ impl Matrix {
                 path.display(),
                 serde_yaml::to_string(&doc).expect("a YAML value serializes")
             );
-            cells.push(Cell { spec_path: cells_dir.join(format!("{name}.yaml")), name, spec_text, steps });
+            let share_key = share_key(&doc);
+            cells.push(Cell { spec_path: cells_dir.join(format!("{name}.yaml")), name, matrix: stem.clone(), share_key, spec_text, steps });
         }
 
         let mut seen = BTreeSet::new();

@@ -18,7 +18,8 @@
 //! - `load`: `Matrix::load` (file -> combinations -> cells, each with its
 //!   /24) and `Matrix::validate` (every cell through the planner);
 //! - `select`: `--cell` and `--filter`; `jobs`: how many cells at once;
-//! - `session`: worker threads run each cell, phase by phase; `step`: one step;
+//! - `share`: which cells share a cluster (several files, the same cluster);
+//! - `session`: worker threads run each cluster's cells, phase by phase; `step`: one step;
 //!   `logwait`: a log expectation, and the log offsets it reads from;
 //! - `report`: what happened to each cell, as a table, JUnit, JSON; and `--list`;
 //!   `report_page`: the same for people, `--report` as HTML with a chart or Markdown.
@@ -37,6 +38,7 @@ mod report_page;
 mod rows;
 mod select;
 mod session;
+mod share;
 mod step;
 
 pub use args::{ListFormat, MatrixArgs, PageFormat, ReportPage};
@@ -56,19 +58,34 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 pub fn run(ctx: &Ctx, args: &MatrixArgs) -> Result<i32> {
-    let matrix = Matrix::load(&args.file)?;
-    let clusters = matrix.validate()?;
-    let all: Vec<(&Cell, &Cluster)> = matrix.cells.iter().zip(&clusters).collect();
-    let selected = select(&matrix, &all, args)?;
+    let matrices = args.files.iter().map(|f| Matrix::load(f)).collect::<Result<Vec<_>>>()?;
+    if args.cell.is_some() && matrices.len() > 1 {
+        return Err(Error::usage("--cell picks a cell of one matrix file", "give one file with --cell, or --filter with several"));
+    }
+    let clusters = matrices.iter().map(Matrix::validate).collect::<Result<Vec<_>>>()?;
+    let mut selected = Vec::new();
+    for (matrix, clusters) in matrices.iter().zip(&clusters) {
+        let all: Vec<(&Cell, &Cluster)> = matrix.cells.iter().zip(clusters).collect();
+        match select(matrix, &all, args) {
+            Ok(cells) => selected.extend(cells),
+            // With several files a filter may pick nothing in some of them.
+            Err(_) if matrices.len() > 1 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if selected.is_empty() {
+        return Err(Error::usage(format!("no cell of {} matches {}", names(&matrices), args.filter.join(", ")), "`clusterlab matrix FILE --list` shows the cells"));
+    }
 
     if args.list {
-        print!("{}", list(&selected, args.format));
+        print!("{}", list(&selected, args.format, matrices.len() > 1));
         return Ok(exit::OK);
     }
 
+    let groups = share::groups(&selected.iter().map(|(c, _)| c.share_key.as_str()).collect::<Vec<_>>());
     let jobs = match args.jobs {
-        Some(j) => (j as usize).min(selected.len()),
-        None => default_jobs(&selected.iter().map(|(_, c)| *c).collect::<Vec<_>>()),
+        Some(j) => (j as usize).min(groups.len()),
+        None => default_jobs(&groups.iter().map(|g| selected[g[0]].1).collect::<Vec<_>>()),
     };
     let session = Session {
         ctx: Ctx { runner: ctx.runner, quiet: true, templates: ctx.templates.clone() },
@@ -76,23 +93,24 @@ pub fn run(ctx: &Ctx, args: &MatrixArgs) -> Result<i32> {
         start: Instant::now(),
         show_progress: !ctx.quiet,
         stop: AtomicBool::new(false),
+        several_files: matrices.len() > 1,
     };
     if !ctx.quiet {
-        eprintln!("matrix {}: {} of {} cells, {jobs} at a time", matrix.path.display(), selected.len(), matrix.cells.len());
+        let shared = if groups.len() < selected.len() { format!(" on {} clusters", groups.len()) } else { String::new() };
+        eprintln!("matrix {}: {} of {} cells{shared}, {jobs} at a time", names(&matrices), selected.len(), matrices.iter().map(|m| m.cells.len()).sum::<usize>());
     }
-    let reports = session.run_all(&selected, jobs);
+    let reports = session.run_all(&selected, &groups, jobs);
     let elapsed = session.start.elapsed();
 
     print!("{}", summary_table(&reports, elapsed));
     if let Some(p) = &args.junit {
-        std::fs::write(p, junit(&matrix, &reports, elapsed)).map_err(|e| Error::io(p, e))?;
+        std::fs::write(p, junit(&matrices, &reports, elapsed)).map_err(|e| Error::io(p, e))?;
     }
     if let Some(p) = &args.json {
-        std::fs::write(p, json_summary(&matrix, &reports, elapsed, jobs)).map_err(|e| Error::io(p, e))?;
+        std::fs::write(p, json_summary(&matrices, &reports, elapsed, jobs)).map_err(|e| Error::io(p, e))?;
     }
     if let Some(page) = &args.report {
-        let title = matrix.path.file_name().map_or_else(|| matrix.stem.clone(), |f| f.to_string_lossy().into_owned());
-        let text = report_page::render(page.format, &title, &reports, elapsed);
+        let text = report_page::render(page.format, &names(&matrices), &reports, elapsed);
         std::fs::write(&page.path, text).map_err(|e| Error::io(&page.path, e))?;
     }
     Ok(if crate::signals::requested() {
@@ -102,4 +120,10 @@ pub fn run(ctx: &Ctx, args: &MatrixArgs) -> Result<i32> {
     } else {
         exit::OK
     })
+}
+
+/// The files' names, for titles and messages: `clog-loss.matrix.yaml, disk-full.matrix.yaml`.
+fn names(matrices: &[Matrix]) -> String {
+    let name = |m: &Matrix| m.path.file_name().map_or_else(|| m.stem.clone(), |f| f.to_string_lossy().into_owned());
+    matrices.iter().map(name).collect::<Vec<_>>().join(", ")
 }

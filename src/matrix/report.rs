@@ -24,7 +24,7 @@ pub enum Outcome {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PhaseTime {
-    /// `up`, `verify`, `step NAME` or `destroy`.
+    /// `up` (or `reset`, on a cluster cells share), `verify`, `step NAME` or `destroy`.
     pub name: String,
     pub seconds: f64,
     pub ok: bool,
@@ -47,7 +47,10 @@ impl PhaseTime {
 /// What happened to one cell: the JSON summary's entries.
 #[derive(Debug, Clone, Serialize)]
 pub struct CellReport {
+    /// The cell's name; `file/cell` when several matrix files ran.
     pub name: String,
+    /// The stem of the cell's matrix file.
+    pub matrix: String,
     pub result: Outcome,
     pub seconds: f64,
     pub phases: Vec<PhaseTime>,
@@ -72,6 +75,7 @@ impl CellReport {
     pub(super) fn new(cell: &Cell, cluster: &Cluster) -> CellReport {
         CellReport {
             name: cell.name.clone(),
+            matrix: cell.matrix.clone(),
             result: Outcome::Skipped,
             seconds: 0.0,
             phases: Vec::new(),
@@ -117,8 +121,10 @@ pub(super) fn tail(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-pub(super) fn list(cells: &[(&Cell, &Cluster)], format: ListFormat) -> String {
+/// With several files, text lists name each cell's file too (`clog-loss/pg94-f2-slots`).
+pub(super) fn list(cells: &[(&Cell, &Cluster)], format: ListFormat, several_files: bool) -> String {
     match format {
+        ListFormat::Text if several_files => cells.iter().map(|(c, _)| format!("{}/{}\n", c.matrix, c.name)).collect(),
         ListFormat::Text => cells.iter().map(|(c, _)| format!("{}\n", c.name)).collect(),
         ListFormat::Github => {
             let include: Vec<serde_json::Value> = cells.iter().map(|(c, cl)| values_json(c, cl)).collect();
@@ -136,7 +142,7 @@ fn secs(s: Option<f64>) -> String {
 }
 
 pub(super) fn summary_table(reports: &[CellReport], elapsed: Duration) -> String {
-    let mut rows = vec![["CELL", "RESULT", "UP", "VERIFY", "STEPS", "DESTROY", "TOTAL"].map(String::from).to_vec()];
+    let mut rows = vec![["CELL", "RESULT", "UP", "RESET", "VERIFY", "STEPS", "DESTROY", "TOTAL"].map(String::from).to_vec()];
     for r in reports {
         let word = match r.result {
             Outcome::Passed => "passed",
@@ -148,6 +154,7 @@ pub(super) fn summary_table(reports: &[CellReport], elapsed: Duration) -> String
             r.name.clone(),
             word.into(),
             secs(r.phase_seconds(|p| p == "up")),
+            secs(r.phase_seconds(|p| p == "reset")),
             secs(r.phase_seconds(|p| p == "verify")),
             secs(r.phase_seconds(|p| p.starts_with("step "))),
             secs(r.phase_seconds(|p| p == "destroy")),
@@ -182,8 +189,21 @@ pub(super) fn summary_table(reports: &[CellReport], elapsed: Duration) -> String
     out
 }
 
-pub(super) fn junit(matrix: &Matrix, reports: &[CellReport], elapsed: Duration) -> String {
-    use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
+/// One test suite per matrix file, one test case per cell.
+pub(super) fn junit(matrices: &[Matrix], reports: &[CellReport], elapsed: Duration) -> String {
+    let mut report = quick_junit::Report::new("clusterlab matrix");
+    report.set_time(elapsed);
+    for matrix in matrices {
+        let cells: Vec<&CellReport> = reports.iter().filter(|r| r.matrix == matrix.stem).collect();
+        if !cells.is_empty() || matrices.len() == 1 {
+            report.add_test_suite(junit_suite(matrix, &cells, elapsed));
+        }
+    }
+    report.to_string().expect("a JUnit report serializes")
+}
+
+fn junit_suite(matrix: &Matrix, reports: &[&CellReport], elapsed: Duration) -> quick_junit::TestSuite {
+    use quick_junit::{NonSuccessKind, Property, TestCase, TestCaseStatus, TestSuite};
     let file_name = matrix.path.file_name().map_or_else(|| matrix.stem.clone(), |f| f.to_string_lossy().into_owned());
     let mut suite = TestSuite::new(file_name);
     suite.set_time(elapsed);
@@ -222,15 +242,14 @@ pub(super) fn junit(matrix: &Matrix, reports: &[CellReport], elapsed: Duration) 
         case.set_system_out(r.log.join("\n") + "\n");
         suite.add_test_case(case);
     }
-    let mut report = Report::new("clusterlab matrix");
-    report.set_time(elapsed);
-    report.add_test_suite(suite);
-    report.to_string().expect("a JUnit report serializes")
+    suite
 }
 
 #[derive(Serialize)]
 struct Summary<'a> {
+    /// The first file's path (the only one, usually); `files` has them all.
     matrix: &'a Path,
+    files: Vec<&'a Path>,
     jobs: usize,
     seconds: f64,
     passed: usize,
@@ -240,10 +259,11 @@ struct Summary<'a> {
     cells: &'a [CellReport],
 }
 
-pub(super) fn json_summary(matrix: &Matrix, reports: &[CellReport], elapsed: Duration, jobs: usize) -> String {
+pub(super) fn json_summary(matrices: &[Matrix], reports: &[CellReport], elapsed: Duration, jobs: usize) -> String {
     let count = |o: Outcome| reports.iter().filter(|r| r.result == o).count();
     let summary = Summary {
-        matrix: &matrix.path,
+        matrix: &matrices[0].path,
+        files: matrices.iter().map(|m| m.path.as_path()).collect(),
         jobs,
         seconds: millis(elapsed),
         passed: count(Outcome::Passed),

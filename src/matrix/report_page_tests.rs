@@ -10,6 +10,7 @@ fn cell(name: &str, version: &str, result: Outcome, phases: Vec<PhaseTime>) -> C
     let failed = phases.iter().find(|p| !p.ok);
     CellReport {
         name: name.into(),
+        matrix: "m".into(),
         result,
         seconds: phases.iter().map(|p| p.seconds).sum(),
         failed_phase: failed.map(|p| p.name.clone()),

@@ -1,6 +1,8 @@
 //! Running the cells: worker threads take them from a queue, each goes
 //! up -> verify -> steps -> destroy (or stays up with --keep-failed), and
-//! Ctrl-C or --fail-fast start no new ones.
+//! Ctrl-C or --fail-fast start no new ones. Cells that share a cluster
+//! (`share.rs`) go up -> verify -> steps, reset -> verify -> steps, ...,
+//! destroy.
 
 use super::report::{millis, tail, CellReport, Failure, Outcome, PhaseTime};
 use super::step::run_step;
@@ -10,7 +12,7 @@ use super::file::Step;
 use super::logwait::Marks;
 use crate::cluster::{Cluster, Ctx, Method};
 use crate::error::Result;
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -29,6 +31,8 @@ pub(super) struct Session<'a> {
     pub(super) show_progress: bool,
     /// Set by --fail-fast after a failure: start no new cells.
     pub(super) stop: AtomicBool,
+    /// Cells are named `file/cell` in the reports.
+    pub(super) several_files: bool,
 }
 
 impl Session<'_> {
@@ -48,61 +52,124 @@ impl Session<'_> {
         out
     }
 
-    fn run_cell(&self, cell: &Cell, cluster: &Cluster) -> CellReport {
-        let t0 = Instant::now();
+    /// A cell's report, named `file/cell` when several files run.
+    fn report(&self, cell: &Cell, cluster: &Cluster) -> CellReport {
         let mut r = CellReport::new(cell, cluster);
-        let mut failure = self.phases(cell, cluster, &mut r).err();
-        let workdir_logs = cluster.workdir.path("logs");
-        if failure.is_some() && self.args.keep_failed {
-            r.kept = true;
-            r.logs = Some(workdir_logs.clone());
-            let p = shell_words::quote(&cell.spec_path.display().to_string()).into_owned();
-            let leader = &cluster.plan.leader().name;
-            self.note(&mut r, &format!("kept for debugging: `clusterlab status {p}`, `clusterlab ssh {p} {leader}`; `clusterlab destroy {p}` when done"));
-        } else {
-            if self.ctx.runner.is_real() {
-                r.logs = save_logs(&workdir_logs, &cell.spec_path.with_extension("logs"));
-            }
-            self.note(&mut r, "destroy");
-            let destroyed = self.timed(&mut r, "destroy", || cluster.destroy(&self.ctx).map_err(|e| Failure::from_error("destroy", &e)));
-            match (destroyed, &mut failure) {
-                (Err(e), None) => failure = Some(e),
-                (Err(e), Some(f)) => f.output = Some(format!("{}\n(destroy failed too: {})", f.output.take().unwrap_or_default(), e.message)),
-                (Ok(()), _) => {}
-            }
-        }
-        let total = millis(t0.elapsed());
-        r.seconds = total;
-        match failure {
-            None => {
-                r.result = Outcome::Passed;
-                self.note(&mut r, &format!("PASSED in {total:.1}s"));
-            }
-            Some(mut f) => {
-                // The hints of cluster operations say `clusterlab status SPEC`
-                // and point into logs/, which destroy removed: name this
-                // cell's spec and where its logs were saved.
-                let spec = format!(" {}", shell_words::quote(&cell.spec_path.display().to_string()));
-                let logs = r.logs.as_ref().map_or_else(|| workdir_logs.display().to_string(), |l| l.display().to_string());
-                f.output = f.output.map(|o| o.replace(" SPEC", &spec).replace(&workdir_logs.display().to_string(), &logs));
-                r.result = if f.interrupted { Outcome::Interrupted } else { Outcome::Failed };
-                let word = if f.interrupted { "INTERRUPTED" } else { "FAILED" };
-                self.note(&mut r, &format!("{word} in {total:.1}s: {}: {}", f.phase, f.message));
-                r.failed_phase = Some(f.phase);
-                r.error = Some(f.message);
-                r.output = f.output.map(|o| tail(&o, TAIL_LINES));
-            }
+        if self.several_files {
+            r.name = format!("{}/{}", cell.matrix, cell.name);
         }
         r
     }
 
-    /// up, verify and the steps; the first failure ends the cell.
-    fn phases(&self, cell: &Cell, cluster: &Cluster, r: &mut CellReport) -> Result<(), Failure> {
+    /// The cells of one group on the first one's cluster: up (or reset),
+    /// verify and steps each, and one destroy after the last that ran. A
+    /// cell that fails does not stop the next, which starts from a reset;
+    /// a cluster that cannot come up or be reset does, as does one kept by
+    /// --keep-failed.
+    fn run_group(&self, cells: &[(&Cell, &Cluster)], group: &[usize]) -> Vec<(usize, CellReport)> {
+        let host = Host { cell: cells[group[0]].0, cluster: cells[group[0]].1, shared: group.len() > 1 };
+        let mut done = Vec::new();
+        // The last cell that ran, finished once the cluster is torn down.
+        let mut open: Option<(usize, CellReport, Option<Failure>, Instant)> = None;
+        let mut no_more: Option<String> = None;
+        for (k, &i) in group.iter().enumerate() {
+            let cell = cells[i].0;
+            if let Some(reason) = self.why_not_start().map(String::from).or_else(|| no_more.clone()) {
+                done.push((i, self.skipped(cell, cells[i].1, &reason)));
+                continue;
+            }
+            if let Some((j, r, f, t0)) = open.take() {
+                done.push((j, self.finish(r, f, t0, &host)));
+            }
+            let t0 = Instant::now();
+            let mut r = self.report(cell, cells[i].1);
+            let failure = self.phases(cell, &host, k == 0, &mut r).err();
+            if let Some(f) = &failure {
+                if self.args.keep_failed {
+                    no_more = Some(format!("the cluster it shares was kept for debugging after {} failed", r.name));
+                } else if f.phase == "up" || f.phase == "reset" {
+                    no_more = Some(format!("the cluster it shares failed to {} for {}", f.phase, r.name));
+                }
+            }
+            open = Some((i, r, failure, t0));
+        }
+        if let Some((j, mut r, mut f, t0)) = open {
+            self.tear_down(&mut r, &mut f, &host);
+            done.push((j, self.finish(r, f, t0, &host)));
+        }
+        done
+    }
+
+    /// Destroys the group's cluster, its logs saved first; or, after a
+    /// failure with --keep-failed, leaves it up and says how to reach it.
+    fn tear_down(&self, r: &mut CellReport, failure: &mut Option<Failure>, host: &Host) {
+        let cluster = host.cluster;
+        if failure.is_some() && self.args.keep_failed {
+            r.kept = true;
+            r.logs = Some(cluster.workdir.path("logs"));
+            let p = shell_words::quote(&host.cell.spec_path.display().to_string()).into_owned();
+            let leader = &cluster.plan.leader().name;
+            self.note(r, &format!("kept for debugging: `clusterlab status {p}`, `clusterlab ssh {p} {leader}`; `clusterlab destroy {p}` when done"));
+            return;
+        }
+        if self.ctx.runner.is_real() {
+            r.logs = save_logs(&cluster.workdir.path("logs"), &host.saved_logs());
+        }
+        self.note(r, "destroy");
+        crate::drills::stop_writer(cluster);
+        let destroyed = self.timed(r, "destroy", || cluster.destroy(&self.ctx).map_err(|e| Failure::from_error("destroy", &e)));
+        match (destroyed, failure) {
+            (Err(e), f @ None) => *f = Some(e),
+            (Err(e), Some(f)) => f.output = Some(format!("{}\n(destroy failed too: {})", f.output.take().unwrap_or_default(), e.message)),
+            (Ok(()), _) => {}
+        }
+    }
+
+    /// The cell's result, time and progress line.
+    fn finish(&self, mut r: CellReport, failure: Option<Failure>, t0: Instant, host: &Host) -> CellReport {
+        let total = millis(t0.elapsed());
+        r.seconds = total;
+        let Some(mut f) = failure else {
+            r.result = Outcome::Passed;
+            self.note(&mut r, &format!("PASSED in {total:.1}s"));
+            return r;
+        };
+        // The hints of cluster operations say `clusterlab status SPEC` and
+        // point into logs/, which destroy removes: name the spec the cluster
+        // came up from and where its logs are saved.
+        let workdir_logs = host.cluster.workdir.path("logs");
+        let spec = format!(" {}", shell_words::quote(&host.cell.spec_path.display().to_string()));
+        let logs = if r.kept { workdir_logs.clone() } else { r.logs.clone().unwrap_or_else(|| host.saved_logs()) };
+        f.output = f.output.map(|o| o.replace(" SPEC", &spec).replace(&workdir_logs.display().to_string(), &logs.display().to_string()));
+        r.result = if f.interrupted { Outcome::Interrupted } else { Outcome::Failed };
+        let word = if f.interrupted { "INTERRUPTED" } else { "FAILED" };
+        self.note(&mut r, &format!("{word} in {total:.1}s: {}: {}", f.phase, f.message));
+        r.failed_phase = Some(f.phase);
+        r.error = Some(f.message);
+        r.output = f.output.map(|o| tail(&o, TAIL_LINES));
+        r
+    }
+
+    /// up (or, on a shared cluster after its first cell, reset), verify and
+    /// the steps; the first failure ends the cell.
+    fn phases(&self, cell: &Cell, host: &Host, first: bool, r: &mut CellReport) -> Result<(), Failure> {
         let real = self.ctx.runner.is_real();
-        self.note(r, "up");
-        // Render + up + provision. Verify is done here rather than by `up`, so
-        // its time is its own phase and its report goes to the cell, not stdout.
-        self.timed(r, "up", || cluster.up(&self.ctx, false, Some(Method::Skip)).map_err(|e| Failure::from_error("up", &e)))?;
+        let cluster = host.cluster;
+        if first {
+            self.note(r, "up");
+            // Render + up + provision. Verify is done here rather than by `up`, so
+            // its time is its own phase and its report goes to the cell, not stdout.
+            // A shared cluster keeps its known state for the resets; one cell needs none.
+            let baseline = if host.shared { None } else { Some(Method::Skip) };
+            self.timed(r, "up", || cluster.up(&self.ctx, false, baseline).map_err(|e| Failure::from_error("up", &e)))?;
+        } else {
+            interrupted("reset")?;
+            self.note(r, &format!("reset (the cluster of {})", host.cell.spec_path.display()));
+            self.timed(r, "reset", || {
+                crate::drills::stop_writer(cluster);
+                cluster.reset(&self.ctx, None, false).map_err(|e| Failure::from_error("reset", &e))
+            })?;
+        }
         if self.args.no_verify {
             self.note(r, "verify skipped (--no-verify)");
         } else if !real {
@@ -120,6 +187,11 @@ impl Session<'_> {
             })?;
             self.note(r, "verify ok");
         }
+        self.steps(cell, cluster, r)
+    }
+
+    fn steps(&self, cell: &Cell, cluster: &Cluster, r: &mut CellReport) -> Result<(), Failure> {
+        let real = self.ctx.runner.is_real();
         let mut marks = Marks::default();
         for (i, step) in cell.steps.iter().enumerate() {
             let phase = format!("step {}", step.name);
@@ -154,24 +226,41 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// Workers take cells from a shared queue until it is empty, or until
-    /// Ctrl-C / --fail-fast say to stop; cells not started are skipped.
-    pub(super) fn run_all(&self, cells: &[(&Cell, &Cluster)], jobs: usize) -> Vec<CellReport> {
-        let queue = Mutex::new((0..cells.len()).collect::<VecDeque<usize>>());
+    /// Workers take groups of cells from a shared queue until it is empty,
+    /// or until Ctrl-C / --fail-fast say to stop; cells not started are
+    /// skipped. Two groups whose clusters have one name (cells of two files
+    /// on different bases, both `pg94-f2-slots`) would have machines of one
+    /// name: such a group waits for the other to finish.
+    pub(super) fn run_all(&self, cells: &[(&Cell, &Cluster)], groups: &[Vec<usize>], jobs: usize) -> Vec<CellReport> {
+        let queue = Mutex::new(groups.iter().collect::<VecDeque<_>>());
+        let busy: Mutex<HashSet<&str>> = Mutex::new(HashSet::new());
         let results: Mutex<Vec<Option<CellReport>>> = Mutex::new(cells.iter().map(|_| None).collect());
+        let name = |g: &Vec<usize>| cells[g[0]].1.plan.name.as_str();
         std::thread::scope(|s| {
             for _ in 0..jobs {
                 s.spawn(|| loop {
-                    let Some(i) = queue.lock().unwrap().pop_front() else { break };
-                    let (cell, cluster) = cells[i];
-                    let report = match self.why_not_start() {
-                        Some(reason) => self.skipped(cell, cluster, reason),
-                        None => self.run_cell(cell, cluster),
+                    let next = {
+                        let mut q = queue.lock().unwrap();
+                        if q.is_empty() {
+                            break;
+                        }
+                        let mut busy = busy.lock().unwrap();
+                        let free = q.iter().position(|g| !busy.contains(name(g)));
+                        free.and_then(|p| q.remove(p)).inspect(|g| {
+                            busy.insert(name(g));
+                        })
                     };
-                    if self.args.fail_fast && matches!(report.result, Outcome::Failed | Outcome::Interrupted) {
-                        self.stop.store(true, Ordering::SeqCst);
+                    let Some(group) = next else {
+                        std::thread::sleep(Duration::from_millis(200));
+                        continue;
+                    };
+                    for (i, report) in self.run_group(cells, group) {
+                        if self.args.fail_fast && matches!(report.result, Outcome::Failed | Outcome::Interrupted) {
+                            self.stop.store(true, Ordering::SeqCst);
+                        }
+                        results.lock().unwrap()[i] = Some(report);
                     }
-                    results.lock().unwrap()[i] = Some(report);
+                    busy.lock().unwrap().remove(name(group));
                 });
             }
         });
@@ -190,10 +279,25 @@ impl Session<'_> {
     }
 
     fn skipped(&self, cell: &Cell, cluster: &Cluster, reason: &str) -> CellReport {
-        let mut r = CellReport::new(cell, cluster);
+        let mut r = self.report(cell, cluster);
         r.error = Some(reason.into());
         self.note(&mut r, &format!("skipped: {reason}"));
         r
+    }
+}
+
+/// The cluster a group of cells runs on: the first cell's.
+struct Host<'a> {
+    cell: &'a Cell,
+    cluster: &'a Cluster,
+    /// More than one cell runs on it (so it keeps a known state to reset to).
+    shared: bool,
+}
+
+impl Host<'_> {
+    /// Where the cluster's logs are copied before destroy removes them.
+    fn saved_logs(&self) -> PathBuf {
+        self.cell.spec_path.with_extension("logs")
     }
 }
 
