@@ -66,6 +66,11 @@ pub struct Facts {
     /// (https://www.postgresql.org/docs/13/runtime-config-replication.html#GUC-WAL-KEEP-SIZE).
     pub wal_keep_setting: &'static str,
     pub wal_keep_value: &'static str,
+    /// What bounds the WAL between checkpoints: `checkpoint_segments` up to
+    /// 9.4, `max_wal_size` (and `min_wal_size`, what is kept for reuse) from
+    /// 9.5 (https://www.postgresql.org/docs/9.5/release-9-5.html, "Replace
+    /// configuration parameter checkpoint_segments").
+    pub has_max_wal_size: bool,
     /// `recovery.conf` up to 11; `standby.signal` + postgresql.auto.conf from 12
     /// (https://www.postgresql.org/docs/12/recovery-config.html).
     pub standby_config: &'static str,
@@ -272,6 +277,7 @@ impl Facts {
             wal_keep_setting: if v < 1300 { "wal_keep_segments" } else { "wal_keep_size" },
             // 64 segments of 16 MB = 1024 MB either way.
             wal_keep_value: if v < 1300 { "64" } else { "1024MB" },
+            has_max_wal_size: v >= 905,
             standby_config: if v < 1200 { "recovery.conf" } else { "standby.signal" },
             set_timeline_latest: v < 1200,
             basebackup_wal_flag: if v < 1000 { "--xlog-method=stream" } else { "--wal-method=stream" },

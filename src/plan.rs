@@ -52,6 +52,9 @@ pub struct Plan {
     pub memory: u32,
     /// The data directory's own filesystem (`resources.disk`).
     pub disk: Option<Disk>,
+    /// WAL kept and checkpoint spacing, as (setting, value): sized to the
+    /// disk when the node has one of its own.
+    pub wal_settings: Vec<(&'static str, String)>,
     pub provider_options: ProviderOptions,
     /// The provisioning script sets the private NIC and the hostname itself
     /// (the provider's Vagrantfile part leaves them alone).
@@ -204,6 +207,7 @@ pub fn build_for_major(spec: &Spec, src: &Source, major: Option<Major>) -> Resul
         .clone()
         .unwrap_or_else(|| Facts::for_major(spec_major).default_box());
 
+    let disk = disk::disk_of(spec, &facts, src)?;
     Ok(Plan {
         name: spec.name.clone(),
         engine: "postgres",
@@ -216,7 +220,8 @@ pub fn build_for_major(spec: &Spec, src: &Source, major: Option<Major>) -> Resul
         prefix_len: net.prefix_len(),
         cpus: spec.resources.cpus,
         memory: spec.resources.memory,
-        disk: disk::disk_of(spec, &facts, src)?,
+        wal_settings: disk::wal_settings(disk.as_ref(), &facts),
+        disk,
         provider_options: spec.provider_options.clone(),
         configure_network: spec.provider.capabilities().configure_network,
         slots: spec.replication.slots,

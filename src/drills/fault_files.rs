@@ -101,27 +101,35 @@ pub(super) fn fill_disk(d: &mut DrillCtx, node: &str) -> Result<String> {
         d.st.filled.push(node.to_string());
     }
     let leader = d.live.leader.clone();
-    let need = if leader == node {
+    const NEEDLES: [&str; 2] = ["No space left on device", "could not write init file"];
+    let (need, line) = if leader == node {
         let probe = "CREATE TEMP TABLE clusterlab_disk_full (filler text); INSERT INTO clusterlab_disk_full SELECT repeat('x', 1000) FROM generate_series(1, 20000)";
         // It fails: that is the point, and the log says why.
         let cmd = d.p.exec_cmd(d.machine(node), &["clusterlab-pg", "psql", "-c", probe])?;
         d.ctx.runner.run(&cmd, &crate::runner::Mode::Capture)?;
-        "a table grew (a temporary one, gone with its session)".to_string()
+        // A new session that must write the relation cache's init file fails
+        // before it can run anything, and says only that; anything else that
+        // needs room names the device.
+        ("a table grew (a temporary one, gone with its session)".to_string(), await_log(d, node, &marks, &NEEDLES))
     } else {
-        // Before 9.6 psql runs one -c: a call each. A transaction id, a
-        // switch and another: WAL in a new segment, which the follower must
-        // make. Committed locally: a full synchronous standby would never confirm.
+        // Before 9.6 psql runs one -c: a call each. A transaction id and a
+        // switch: WAL in a new segment, which the follower must write, in a
+        // file it has to make once the ones it recycled (min_wal_size, 9.5+)
+        // are used. Committed locally: a full synchronous standby would never confirm.
         let switch = format!("SELECT {}()", d.plan.facts.switch_wal_fn);
         let xid = "SET synchronous_commit TO local; SELECT txid_current()";
-        for sql in [xid, switch.as_str(), xid] {
-            d.p.exec(d.machine(&leader), &["clusterlab-pg", "psql", "-c", sql])?;
+        let mut line = None;
+        for round in 1..=8 {
+            for sql in [xid, switch.as_str(), xid] {
+                d.p.exec(d.machine(&leader), &["clusterlab-pg", "psql", "-c", sql])?;
+            }
+            line = find_log(d, node, &marks, &NEEDLES, Duration::from_secs(if round == 8 { 15 } else { 2 }));
+            if line.is_some() {
+                break;
+            }
         }
-        format!("{leader} switched to a new WAL segment, which {node} must write")
+        (format!("{leader} switched to new WAL segments, which {node} must write"), line.unwrap_or_else(|| nothing_logged(node)))
     };
-    // A new session that must write the relation cache's init file fails
-    // before it can run anything, and says only that; anything else that
-    // needs room names the device.
-    let line = await_log(d, node, &marks, &["No space left on device", "could not write init file"]);
     Ok(format!(
         "{node}: its own filesystem ({} MiB at {}) is full: one file took the {took} bytes left. Then {need}. Its log: {line}\n\
          The way back: `clusterlab fault SPEC {node} heal` frees the room and starts PostgreSQL if it stopped",
@@ -194,13 +202,22 @@ fn log_offsets(d: &DrillCtx, node: &str) -> Vec<String> {
 /// The first line the node logged after `marks` that contains one of
 /// `needles`, waiting up to 15 s: the message a DBA would find.
 fn await_log(d: &DrillCtx, node: &str, marks: &[String], needles: &[&str]) -> String {
+    find_log(d, node, marks, needles, Duration::from_secs(15)).unwrap_or_else(|| nothing_logged(node))
+}
+
+fn nothing_logged(node: &str) -> String {
+    format!("(nothing about it within 15 s; `clusterlab ssh SPEC {node}` and read /var/log/postgresql)")
+}
+
+/// The same, waiting up to `within`; none if nothing matched.
+fn find_log(d: &DrillCtx, node: &str, marks: &[String], needles: &[&str], within: Duration) -> Option<String> {
     let run = |args: &[&str]| d.p.exec(d.machine(node), args);
-    let read = crate::server_log::wait(node, run, marks, Duration::from_secs(15), |text| {
+    let read = crate::server_log::wait(node, run, marks, within, |text| {
         let mut lines = text.lines().skip_while(|l| !needles.iter().any(|n| l.contains(n)));
         let line = lines.next()?;
         // PostgreSQL's DETAIL line (the file it could not open) belongs to it.
         let detail = lines.next().filter(|l| l.contains("DETAIL:")).map(|l| format!(" / \"{}\"", l.trim())).unwrap_or_default();
         Some(format!("\"{}\"{detail}", line.trim()))
     });
-    read.found.unwrap_or_else(|| format!("(nothing about it within 15 s; `clusterlab ssh SPEC {node}` and read /var/log/postgresql)"))
+    read.found
 }

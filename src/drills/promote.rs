@@ -77,7 +77,12 @@ fn refuse(live: &Topology, node: &str, how: Handover) -> Result<()> {
 fn hand_over(d: &mut DrillCtx, node: &str, how: Handover) -> Result<Topology> {
     refuse(&d.live, node, how)?;
     let old = d.live.leader.clone();
-    let next = d.live.handed_over(node, how == Handover::Switchover);
+    let mut next = d.live.handed_over(node, how == Handover::Switchover);
+    for f in followers_down(d, node) {
+        d.progress(&format!("{f} is down: it stays outside the topology (`clusterlab rejoin SPEC {f}` brings it back, cloned if its WAL is gone)"));
+        next.upstreams.remove(&f);
+        next.detached.push(f);
+    }
     let new_plan = d.c.live_plan(&next)?;
     let op = how.op();
     d.recorded(|d| {
@@ -139,6 +144,26 @@ fn leave(d: &DrillCtx, node: &str, how: Handover) -> Result<Vec<String>> {
     }
 }
 
+/// The old leader's other followers whose PostgreSQL does not run (stopped
+/// or killed by a fault, `fault NODE slot-hold` among them): they cannot
+/// follow NODE now, and their WAL may be gone from it. A frozen or cut-off
+/// follower is not down: it is repointed and catches up once thawed.
+fn followers_down(d: &DrillCtx, node: &str) -> Vec<String> {
+    let old = &d.live.leader;
+    let unreachable = |f: &str| d.st.frozen.iter().chain(&d.st.partitioned).any(|x| x == f);
+    let Ok(password) = d.c.workdir.lab_password() else { return Vec::new() };
+    if !d.ctx.runner.is_real() {
+        return Vec::new();
+    }
+    d.live
+        .upstreams
+        .iter()
+        .filter(|(f, up)| *up == old && f.as_str() != node && !unreachable(f))
+        .filter(|(f, _)| crate::verify::connect(d.machine(f), &password, &d.c.plan, Duration::from_secs(3)).is_err())
+        .map(|(f, _)| f.clone())
+        .collect()
+}
+
 /// Asynchronous replication: a follower may have received WAL from the dead
 /// leader that NODE never got. NODE's timeline will fork where its replay
 /// ends; such a follower cannot stream from it and is rewound (or
@@ -151,7 +176,8 @@ fn diverged(d: &DrillCtx, node: &str) -> Vec<String> {
         let mut client = crate::verify::connect(d.machine(node), &d.c.workdir.lab_password()?, &d.c.plan, Duration::from_secs(5))?;
         let ahead = format!("SELECT {}($1::text::pg_lsn, $2::text::pg_lsn) > 0", d.c.plan.facts.lsn_diff_fn);
         for f in d.live.upstreams.iter().filter(|(f, up)| *up == old && f.as_str() != node).map(|(f, _)| f) {
-            let theirs = replayed_lsn(d, d.machine(f))?;
+            // One that does not answer (down, frozen, cut off) is repointed as it is.
+            let Ok(theirs) = replayed_lsn(d, d.machine(f)) else { continue };
             let is_ahead: bool = client.query_one(ahead.as_str(), &[&theirs, &fork]).map_err(|e| Error::sql(f, crate::verify::pg_message(&e)))?.get(0);
             if is_ahead {
                 d.progress(&format!("{f} replayed WAL {node} never received ({theirs}; {node} ends at {fork}): it will be rewound"));
@@ -160,7 +186,6 @@ fn diverged(d: &DrillCtx, node: &str) -> Vec<String> {
         }
         Ok(())
     };
-    // A node that cannot be asked (frozen, cut off) is repointed as before.
     if let Err(e) = check() {
         tracing::warn!("could not compare the followers' WAL with {node}'s ({e}); repointing them as they are");
     }

@@ -166,7 +166,7 @@ impl Session<'_> {
             interrupted("reset")?;
             self.note(r, &format!("reset (the cluster of {})", host.cell.spec_path.display()));
             self.timed(r, "reset", || {
-                crate::drills::stop_writer(cluster);
+                crate::drills::clear_leftovers(cluster);
                 cluster.reset(&self.ctx, None, false).map_err(|e| Failure::from_error("reset", &e))
             })?;
         }

@@ -48,3 +48,57 @@ pub fn disk_of(spec: &Spec, facts: &Facts, src: &Source) -> Result<Option<Disk>,
     let mount = std::path::Path::new(&facts.data_dir).parent().expect("the data directory has a parent").display().to_string();
     Ok(Some(Disk { mib, mount, device }))
 }
+
+/// The WAL settings of a node: what the lab keeps for its followers
+/// (1 GB), and with a disk of its own a budget that fits it: an eighth of
+/// the disk kept for followers, checkpoints at a quarter. A node on a
+/// 256 MiB disk that kept 1 GB would fill it with its own WAL; with the
+/// budget, only WAL something else holds (a slot whose follower is gone)
+/// can fill it, which is the drill.
+pub fn wal_settings(disk: Option<&Disk>, facts: &Facts) -> Vec<(&'static str, String)> {
+    let Some(d) = disk else {
+        return vec![(facts.wal_keep_setting, facts.wal_keep_value.to_string())];
+    };
+    const SEGMENT_MIB: u32 = 16;
+    let keep = d.mib / 8;
+    let keep = if facts.wal_keep_setting == "wal_keep_size" { format!("{keep}MB") } else { (keep / SEGMENT_MIB).max(1).to_string() };
+    let mut out = vec![(facts.wal_keep_setting, keep)];
+    if facts.has_max_wal_size {
+        // Two segments is the least either takes.
+        let max = (d.mib / 4).max(2 * SEGMENT_MIB);
+        out.push(("max_wal_size", format!("{max}MB")));
+        out.push(("min_wal_size", format!("{}MB", 2 * SEGMENT_MIB)));
+    } else {
+        // 9.4 keeps up to (2 + checkpoint_completion_target) x
+        // checkpoint_segments + 1 segments (https://www.postgresql.org/docs/9.4/wal-configuration.html).
+        out.push(("checkpoint_segments", (d.mib / 4 / SEGMENT_MIB / 3).max(1).to_string()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::Major;
+
+    fn settings(version: &str, mib: Option<u32>) -> Vec<(&'static str, String)> {
+        let facts = Facts::for_major(Major::parse(version).unwrap());
+        let disk = mib.map(|mib| Disk { mib, mount: "/var/lib/postgresql/x".into(), device: None });
+        wal_settings(disk.as_ref(), &facts)
+    }
+
+    #[test]
+    fn without_a_disk_the_lab_keeps_a_gigabyte() {
+        assert_eq!(settings("9.4", None), [("wal_keep_segments", "64".to_string())]);
+        assert_eq!(settings("18", None), [("wal_keep_size", "1024MB".to_string())]);
+    }
+
+    #[test]
+    fn a_disk_of_its_own_gets_a_budget_that_fits() {
+        let s = |v: &[(&'static str, &str)]| v.iter().map(|(k, v)| (*k, v.to_string())).collect::<Vec<_>>();
+        assert_eq!(settings("9.4", Some(256)), s(&[("wal_keep_segments", "2"), ("checkpoint_segments", "1")]));
+        assert_eq!(settings("12", Some(256)), s(&[("wal_keep_segments", "2"), ("max_wal_size", "64MB"), ("min_wal_size", "32MB")]));
+        assert_eq!(settings("18", Some(128)), s(&[("wal_keep_size", "16MB"), ("max_wal_size", "32MB"), ("min_wal_size", "32MB")]));
+        assert_eq!(settings("9.4", Some(65536)), s(&[("wal_keep_segments", "512"), ("checkpoint_segments", "341")]));
+    }
+}

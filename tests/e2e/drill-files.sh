@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
-# The shipped drills (clusters/drills/*.matrix.yaml) as a user runs them, one
-# cell each (the CLI drills run on 9.4, 12 and 18 in drills.sh already;
-# upgrade.matrix.yaml has a phase of its own):
-# every step of every cell must pass, and the acknowledged-writes drill must
-# report its count on both the sync and the async cell.
+# The shipped drills (clusters/drills/*.matrix.yaml) as a user runs them,
+# every cell of every file (upgrade.matrix.yaml has a phase of its own,
+# lag.matrix.yaml needs VMs): every step of every cell must pass, and the
+# messages the log expectations matched must be in the JUnit report.
 #
 #   tests/e2e/drill-files.sh                 (inside the lab)
 #   tests/e2e/drill-files.sh FILE FILTER [JOBS]   one file's cells (e.g. upgrade '*')
@@ -30,45 +29,47 @@ PY
   echo "drill-files: $1 took $((SECONDS - start)) s"
 }
 
-# pair "FILE FILTER" "FILE FILTER": two one-cell drills at once, so both
-# cores work (one cell alone leaves one mostly idle while its cluster comes
-# up). Each file has a network of its own, but a cell's machines are named
-# after the cell (pg18-f2-slots), so the two cells must be of two majors.
-# Both must pass.
-pair() {
-  local a b
-  # shellcheck disable=SC2086 # "FILE FILTER": two words each, on purpose
-  drill $1 & a=$!
-  # shellcheck disable=SC2086
-  drill $2 & b=$!
-  wait "$a" || fail "$1 did not pass"
-  wait "$b" || fail "$2 did not pass"
-}
-
 if [ $# -gt 0 ]; then
   drill "$@"
   echo "drill-files: PASSED"
   exit 0
 fi
+
+# Every cell of every shipped drill file but the upgrades and lag (VMs), in
+# one run: cells that need the same cluster (one base, one major, one
+# topology) share it, reset between them, so 38 cells need 9 clusters.
+files=()
+for f in clusters/drills/*.matrix.yaml; do
+  case $f in */upgrade.matrix.yaml | */lag.matrix.yaml) continue ;; esac
+  files+=("$f")
+done
+filters=(--filter pg12 --filter pg13 --filter pg18)
 if [ "${E2E_NO_PG94:-0}" = 1 ]; then
-  echo "drill-files: failover-and-rejoin pg94, backup-and-pitr pg94: skipped (E2E_NO_PG94=1)"
-  pair "failover-and-rejoin pg12" "switchover pg18"
-  pair "backup-and-pitr pg18" "partition-and-heal pg12"
+  echo "drill-files: the 9.4 cells: skipped (E2E_NO_PG94=1)"
 else
-  pair "failover-and-rejoin pg94" "switchover pg18"
-  pair "backup-and-pitr pg94" "partition-and-heal pg12"
+  filters+=(--filter pg94)
 fi
-# The production failures, one cell each, the majors spread over the files
-# (every cell of each passed by hand: docs/production-failures.md); the
-# message each log expectation matched must be in the report.
-pair "clog-loss pg12" "slot-holds-wal pg18"
-grep -q "could not access status of transaction" "$out/clog-loss.xml" || fail "clog-loss: PostgreSQL's message is not in the JUnit file"
-pair "wal-loss-during-pitr pg18" "archive-fails pg12"
-pair "follower-loses-wal pg18" "slot-lost pg13"
-grep -q "has already been removed" "$out/follower-loses-wal.xml" || fail "follower-loses-wal: PostgreSQL's message is not in the JUnit file"
-grep -q 'slot \(&quot;\|"\)pg3' "$out/slot-lost.xml" || fail "slot-lost: the invalidation message is not in the JUnit file"
-# Three clusters at once here: the two cells of 18 ("pg18" picks both) and 9.4's full disk.
-pair "disk-full pg94" "acknowledged-writes pg18 2"
-grep -q "0 lost" "$out/acknowledged-writes.xml" || fail "the sync cell's report of lost rows is not in the JUnit file"
-grep -q "No space left on device\|could not write init file" "$out/disk-full.xml" || fail "disk-full: PostgreSQL's message is not in the JUnit file"
+start=$SECONDS
+junit=$out/all.xml
+"$CL" matrix "${files[@]}" "${filters[@]}" --jobs 2 --junit "$junit" || fail "not every cell passed"
+python3 - "$junit" "${#files[@]}" <<'PY' || fail "the JUnit report does not show every cell of every file passing"
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+suites = list(root.iter("testsuite"))
+assert len(suites) == int(sys.argv[2]), f"{len(suites)} suites for {sys.argv[2]} files"
+for s in suites:
+    cases = list(s.iter("testcase"))
+    assert len(cases) >= 2, (s.get("name"), "fewer than two majors")
+    for c in cases:
+        bad = [x.tag for x in c if x.tag in ("failure", "error", "skipped")]
+        assert not bad, (s.get("name"), c.get("name"), bad)
+    print(f"drill-files: {s.get('name')}: " + ", ".join(c.get("name") for c in cases) + " passed")
+PY
+echo "drill-files: every cell took $((SECONDS - start)) s"
+# The message each log expectation matched is in the report.
+grep -q "could not access status of transaction" "$junit" || fail "clog-loss: PostgreSQL's message is not in the JUnit file"
+grep -q "has already been removed" "$junit" || fail "follower-loses-wal: PostgreSQL's message is not in the JUnit file"
+grep -q 'slot \(&quot;\|"\)pg3' "$junit" || fail "slot-lost: the invalidation message is not in the JUnit file"
+grep -q "0 lost" "$junit" || fail "the sync cell's report of lost rows is not in the JUnit file"
+grep -q "No space left on device\|could not write init file" "$junit" || fail "disk-full: PostgreSQL's message is not in the JUnit file"
 echo "drill-files: PASSED"
