@@ -94,6 +94,9 @@ fn start(ctx: &Ctx, c: &Cluster, min_rows: u64) -> Result<String> {
     std::fs::write(&f.target, serde_json::to_string(&t).expect("target serializes")).map_err(|e| Error::io(&f.target, e))?;
     let _ = std::fs::remove_file(&f.acked);
     let exe = std::env::current_exe().map_err(|e| Error::io("current executable", e))?;
+    // Replaced while this one runs (a rebuild or an upgrade during a long
+    // matrix): Linux names it `PATH (deleted)`; what is at PATH now runs.
+    let exe = exe.to_str().and_then(|p| p.strip_suffix(" (deleted)")).map_or(exe.clone(), std::path::PathBuf::from);
     let log_file = std::fs::File::create(&f.log).map_err(|e| Error::io(&f.log, e))?;
     let mut child = std::process::Command::new(exe)
         .arg("writes-worker")
