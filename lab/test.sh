@@ -273,6 +273,8 @@ if want libvirt; then
   check_vm "libvirt e2e PostgreSQL 13 (+ reprovision)" lab env E2E_REPROVISION=1 tests/e2e/cluster.sh clusters/pg13-libvirt.yaml
   setup "libvirt box trixie-pg17" box --provider libvirt --release trixie --postgres 17
   check_vm "libvirt drills PostgreSQL 17 (failover, rejoin)" lab tests/e2e/drills.sh clusters/pg17-libvirt.yaml
+  # The shipped lag drill (sync mode): netem needs the guest's own kernel.
+  check_vm "libvirt drill file lag.matrix.yaml (17, sync)" lab tests/e2e/drill-files.sh lag '*'
 fi
 
 finish
