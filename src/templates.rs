@@ -18,6 +18,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("scripts/pgctl-faults.sh.tera", include_str!("../templates/scripts/pgctl-faults.sh.tera")),
     ("scripts/pgctl-upgrade.sh.tera", include_str!("../templates/scripts/pgctl-upgrade.sh.tera")),
     ("scripts/pgctl-backup.sh.tera", include_str!("../templates/scripts/pgctl-backup.sh.tera")),
+    ("scripts/controldata.sh.tera", include_str!("../templates/scripts/controldata.sh.tera")),
     ("scripts/upgrade.sh.tera", include_str!("../templates/scripts/upgrade.sh.tera")),
     ("scripts/new-cluster.sh.tera", include_str!("../templates/scripts/new-cluster.sh.tera")),
     ("spec.yaml.tera", include_str!("../templates/spec.yaml.tera")),
