@@ -565,7 +565,8 @@ fn cell_with_several_files_is_refused() {
 }
 
 /// Every shipped drill file loads, its base spec and steps valid, and names
-/// at least one cell (the CI runs one cell of most of them for real).
+/// at least one cell (the CI runs every cell of each for real: all but
+/// two in one call, `lag` on VMs, `upgrade` in the upgrade phase).
 #[test]
 fn every_shipped_drill_file_loads() {
     let mut seen = 0;
@@ -579,5 +580,5 @@ fn every_shipped_drill_file_loads() {
         assert!(!stdout(&out).trim().is_empty(), "{}: no cell", p.display());
         seen += 1;
     }
-    assert!(seen >= 14, "only {seen} drill files found");
+    assert!(seen >= 15, "only {seen} drill files found");
 }

@@ -349,8 +349,15 @@ fn svg_chart(reports: &[CellReport]) -> String {
     let step = tick_step(max);
     let scale_max = (max / step).ceil() * step;
     let plot_w = WIDTH - LABEL_W - VALUE_W;
-    let group_h = cells.len() as f64 * (BAR_H + BAR_GAP) - BAR_GAP;
-    let plot_h = phases.len() as f64 * (group_h + GROUP_GAP);
+    // Per phase, the cells that ran it: a cell keeps its colour in every
+    // group, but takes a row only where it has a bar (cells of several
+    // files share few phases).
+    let groups: Vec<Vec<(usize, &CellReport, f64, bool)>> = phases
+        .iter()
+        .map(|phase| cells.iter().enumerate().filter_map(|(i, r)| phase_time(r, phase).map(|(s, ok)| (i, *r, s, ok))).collect())
+        .collect();
+    let group_h = |rows: usize| rows as f64 * (BAR_H + BAR_GAP) - BAR_GAP;
+    let plot_h: f64 = groups.iter().map(|g| group_h(g.len()) + GROUP_GAP).sum();
     let per_row = ((WIDTH - LABEL_W) / LEGEND_ITEM_W).floor().max(1.0) as usize;
     let legend_h = cells.len().div_ceil(per_row) as f64 * LEGEND_ROW;
     let height = 10.0 + plot_h + 24.0 + legend_h + 8.0;
@@ -370,19 +377,18 @@ fn svg_chart(reports: &[CellReport]) -> String {
         let _ = writeln!(out, "<text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#555\">{} s</text>", axis_y + 14.0, trim_number(t));
         t += step;
     }
-    for (g, phase) in phases.iter().enumerate() {
-        let y0 = 10.0 + g as f64 * (group_h + GROUP_GAP);
+    let mut y0 = 10.0;
+    for (phase, rows) in phases.iter().zip(&groups) {
         let _ = writeln!(
             out,
             "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" dominant-baseline=\"middle\" class=\"phase\"><title>{}</title>{}</text>",
             LABEL_W - 8.0,
-            y0 + group_h / 2.0,
+            y0 + group_h(rows.len()) / 2.0,
             esc(phase),
             esc(&shorten(phase, LABEL_CHARS))
         );
-        for (i, r) in cells.iter().enumerate() {
-            let Some((seconds, ok)) = phase_time(r, phase) else { continue };
-            let y = y0 + i as f64 * (BAR_H + BAR_GAP);
+        for (row, &(i, r, seconds, ok)) in rows.iter().enumerate() {
+            let y = y0 + row as f64 * (BAR_H + BAR_GAP);
             // A bar at least a pixel wide: a 10 ms step still shows where it is.
             let w = (x_of(seconds) - LABEL_W).max(1.0);
             let (stroke, note) = if ok { ("", "") } else { (" stroke=\"#c00000\" stroke-width=\"2\"", " failed") };
@@ -401,6 +407,7 @@ fn svg_chart(reports: &[CellReport]) -> String {
                 secs(seconds)
             );
         }
+        y0 += group_h(rows.len()) + GROUP_GAP;
     }
     let legend_y = axis_y + 28.0;
     for (i, r) in cells.iter().enumerate() {

@@ -194,3 +194,31 @@ fn ticks_are_round() {
     assert_eq!(shorten("step a very long step name indeed", 10), "step a ve…");
     assert_eq!(shorten("up", 10), "up");
 }
+
+/// Cells of several files share few phases (one came up, the next was
+/// reset): each group has a row only for the cells that ran its phase, and
+/// a cell keeps its colour across groups.
+#[test]
+fn chart_groups_hold_only_the_cells_that_ran_the_phase() {
+    let reports = vec![
+        cell("a/pg15-f2-slots", "15", Outcome::Passed, vec![phase("up", 10.0, true, None), phase("step x", 1.0, true, None)]),
+        cell("b/pg15-f2-slots", "15", Outcome::Passed, vec![phase("reset", 1.0, true, None), phase("step y", 2.0, true, None)]),
+    ];
+    let svg = svg_chart(&reports);
+    let bars: Vec<(f64, String)> = svg
+        .lines()
+        .filter(|l| l.starts_with("<rect class=\"bar\""))
+        .map(|l| {
+            let y: f64 = l.split("y=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
+            let fill = l.split("fill=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+            (y, fill)
+        })
+        .collect();
+    assert_eq!(bars.len(), 4, "{svg}");
+    // Four groups of one bar each: every group starts one bar and a gap below the last.
+    for (k, (y, _)) in bars.iter().enumerate() {
+        assert_eq!(*y, 10.0 + k as f64 * (BAR_H + GROUP_GAP), "{svg}");
+    }
+    let fill_of = |cell: &str| bars.iter().zip(phase_names(&reports)).find(|(_, p)| reports.iter().any(|r| r.name == cell && r.phases.iter().any(|x| &x.name == p))).map(|((_, f), _)| f.clone()).unwrap();
+    assert_ne!(fill_of("a/pg15-f2-slots"), fill_of("b/pg15-f2-slots"));
+}
