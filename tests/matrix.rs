@@ -555,13 +555,18 @@ fn cells_of_several_files_share_a_cluster() {
     assert!(xml.contains(r#"classname="clusterlab.matrix.n""#) && xml.contains(r#"classname="clusterlab.matrix.m""#), "{xml}");
 }
 
-/// `--cell` names a cell of one file.
+/// `--cell` and the fan-out lists are of one file.
 #[test]
-fn cell_with_several_files_is_refused() {
+fn cell_and_fan_out_lists_with_several_files_are_refused() {
     let dir = setup(THREE);
     let out = clusterlab().args(["matrix", "--list", "--cell", "pg15-f2-slots"]).arg(matrix_file(&dir)).arg(matrix_file(&dir)).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(says(&stderr(&out), "--cell picks a cell of one matrix file"), "{}", stderr(&out));
+    let out = clusterlab().args(["matrix", "--list", "--format", "github"]).arg(matrix_file(&dir)).arg(matrix_file(&dir)).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(says(&stderr(&out), "a CI fan-out list (--format github or gitlab) is of one matrix file's cells"), "{}", stderr(&out));
+    let out = clusterlab().args(["matrix", "--list"]).arg(matrix_file(&dir)).arg(dir.path().join("n.matrix.yaml")).output().unwrap();
+    assert!(!out.status.success(), "a missing second file must be refused");
 }
 
 /// Every shipped drill file loads, its base spec and steps valid, and names

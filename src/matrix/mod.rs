@@ -62,6 +62,10 @@ pub fn run(ctx: &Ctx, args: &MatrixArgs) -> Result<i32> {
     if args.cell.is_some() && matrices.len() > 1 {
         return Err(Error::usage("--cell picks a cell of one matrix file", "give one file with --cell, or --filter with several"));
     }
+    if args.list && args.format != ListFormat::Text && matrices.len() > 1 {
+        // Each runner of a fan-out runs `clusterlab matrix FILE --cell NAME`.
+        return Err(Error::usage("a CI fan-out list (--format github or gitlab) is of one matrix file's cells", "list each file on its own, or use --format text"));
+    }
     let clusters = matrices.iter().map(Matrix::validate).collect::<Result<Vec<_>>>()?;
     let mut selected = Vec::new();
     for (matrix, clusters) in matrices.iter().zip(&clusters) {
