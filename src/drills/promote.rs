@@ -150,11 +150,11 @@ fn leave(d: &DrillCtx, node: &str, how: Handover) -> Result<Vec<String>> {
 /// follower is not down: it is repointed and catches up once thawed.
 fn followers_down(d: &DrillCtx, node: &str) -> Vec<String> {
     let old = &d.live.leader;
-    let unreachable = |f: &str| d.st.frozen.iter().chain(&d.st.partitioned).any(|x| x == f);
-    let Ok(password) = d.c.workdir.lab_password() else { return Vec::new() };
     if !d.ctx.runner.is_real() {
         return Vec::new();
     }
+    let unreachable = |f: &str| d.st.frozen.iter().chain(&d.st.partitioned).any(|x| x == f);
+    let Ok(password) = d.c.workdir.lab_password() else { return Vec::new() };
     d.live
         .upstreams
         .iter()

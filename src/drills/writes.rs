@@ -96,7 +96,7 @@ fn start(ctx: &Ctx, c: &Cluster, min_rows: u64) -> Result<String> {
     let exe = std::env::current_exe().map_err(|e| Error::io("current executable", e))?;
     // Replaced while this one runs (a rebuild or an upgrade during a long
     // matrix): Linux names it `PATH (deleted)`; what is at PATH now runs.
-    let exe = exe.to_str().and_then(|p| p.strip_suffix(" (deleted)")).map_or(exe.clone(), std::path::PathBuf::from);
+    let exe = exe.to_str().and_then(|p| p.strip_suffix(" (deleted)")).map(std::path::PathBuf::from).unwrap_or(exe);
     let log_file = std::fs::File::create(&f.log).map_err(|e| Error::io(&f.log, e))?;
     let mut child = std::process::Command::new(exe)
         .arg("writes-worker")
