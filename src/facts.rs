@@ -79,6 +79,11 @@ pub struct Facts {
     pub set_timeline_latest: bool,
     /// `--xlog-method` until 9.6, `--wal-method` from 10 (https://www.postgresql.org/docs/10/app-pgbasebackup.html).
     pub basebackup_wal_flag: &'static str,
+    /// pg_basebackup's option that puts the WAL directory elsewhere, the data
+    /// directory's `pg_wal` a symbolic link to it: `--xlogdir` from 9.4,
+    /// `--waldir` from 10 (https://www.postgresql.org/docs/9.4/app-pgbasebackup.html,
+    /// https://www.postgresql.org/docs/10/app-pgbasebackup.html).
+    pub basebackup_waldir_flag: &'static str,
     /// `-S SLOT` exists from 9.6 (https://www.postgresql.org/docs/9.6/app-pgbasebackup.html).
     pub basebackup_slot: bool,
     /// `-C` (create the slot during the backup) from 11; older versions
@@ -281,6 +286,7 @@ impl Facts {
             standby_config: if v < 1200 { "recovery.conf" } else { "standby.signal" },
             set_timeline_latest: v < 1200,
             basebackup_wal_flag: if v < 1000 { "--xlog-method=stream" } else { "--wal-method=stream" },
+            basebackup_waldir_flag: if v < 1000 { "--xlogdir" } else { "--waldir" },
             basebackup_slot: v >= 906,
             basebackup_create_slot: v >= 1100,
             slot_reserve_arg: v >= 906,
@@ -406,6 +412,9 @@ mod tests {
     fn basebackup_flags() {
         assert_eq!(f("9.6").basebackup_wal_flag, "--xlog-method=stream");
         assert_eq!(f("10").basebackup_wal_flag, "--wal-method=stream");
+        assert_eq!(f("9.4").basebackup_waldir_flag, "--xlogdir");
+        assert_eq!(f("9.6").basebackup_waldir_flag, "--xlogdir");
+        assert_eq!(f("10").basebackup_waldir_flag, "--waldir");
         assert_eq!(f("9.6").backup_wal_flag, "--xlog-method=fetch", "tar and stream only from 10");
         assert_eq!(f("10").backup_wal_flag, "--wal-method=stream");
         assert_eq!((f("9.6").switch_wal_fn, f("9.6").walfile_name_fn), ("pg_switch_xlog", "pg_xlogfile_name"));

@@ -10,7 +10,7 @@ mod upgrade;
 pub use capacity::{replication_capacity, Capacity};
 pub use rules::{is_hostname, ssl_mode};
 pub use upgrade::UpgradeMethod;
-pub use disk::Disk;
+pub use disk::{Disk, Disks};
 use rules::{check_sync_syntax, has_provider_options, is_delay, is_setting_name, mac_for};
 
 use crate::error::SpecError;
@@ -52,6 +52,9 @@ pub struct Plan {
     pub memory: u32,
     /// The data directory's own filesystem (`resources.disk`).
     pub disk: Option<Disk>,
+    /// pg_wal's own filesystem (`resources.wal_disk`), behind a symbolic
+    /// link in the data directory.
+    pub wal_disk: Option<Disk>,
     /// WAL kept and checkpoint spacing, as (setting, value): sized to the
     /// disk when the node has one of its own.
     pub wal_settings: Vec<(&'static str, String)>,
@@ -207,7 +210,7 @@ pub fn build_for_major(spec: &Spec, src: &Source, major: Option<Major>) -> Resul
         .clone()
         .unwrap_or_else(|| Facts::for_major(spec_major).default_box());
 
-    let disk = disk::disk_of(spec, &facts, src)?;
+    let disks = disk::disks_of(spec, &facts, src)?;
     Ok(Plan {
         name: spec.name.clone(),
         engine: "postgres",
@@ -220,8 +223,9 @@ pub fn build_for_major(spec: &Spec, src: &Source, major: Option<Major>) -> Resul
         prefix_len: net.prefix_len(),
         cpus: spec.resources.cpus,
         memory: spec.resources.memory,
-        wal_settings: disk::wal_settings(disk.as_ref(), &facts),
-        disk,
+        wal_settings: disk::wal_settings(disks.for_wal(), &facts),
+        disk: disks.data,
+        wal_disk: disks.wal,
         provider_options: spec.provider_options.clone(),
         configure_network: spec.provider.capabilities().configure_network,
         slots: spec.replication.slots,

@@ -85,6 +85,12 @@ pub struct Resources {
     /// disk), which `fault disk-full` fills. Unset: the machine's own disk.
     #[serde(default)]
     pub disk: Option<u32>,
+    /// MiB: each node's WAL directory (pg_wal, pg_xlog before 10) on a
+    /// filesystem of its own of this size, the data directory's `pg_wal`
+    /// a symbolic link to it (as `initdb --waldir` makes it), which
+    /// `fault disk-full --wal` fills. Unset: WAL stays in the data directory.
+    #[serde(default)]
+    pub wal_disk: Option<u32>,
 }
 
 fn default_cpus() -> u32 {
@@ -96,7 +102,7 @@ fn default_memory() -> u32 {
 
 impl Default for Resources {
     fn default() -> Self {
-        Resources { cpus: default_cpus(), memory: default_memory(), disk: None }
+        Resources { cpus: default_cpus(), memory: default_memory(), disk: None, wal_disk: None }
     }
 }
 

@@ -247,6 +247,8 @@ cases! {
     conf_value_newline => "conf-value-newline";
     disk_on_virtualbox => "disk-on-virtualbox";
     disk_too_small => "disk-too-small";
+    wal_disk_on_virtualbox => "wal-disk-on-virtualbox";
+    wal_disk_too_small => "wal-disk-too-small";
     hba_newline => "hba-newline";
     sql_missing => "sql-missing";
     provider_options_docker => "provider-options-docker";

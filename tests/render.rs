@@ -107,17 +107,54 @@ fn resources_disk_gives_each_data_directory_a_filesystem_of_its_own() {
         "{vf}"
     );
     let leader = file(&docker, "scripts/pg1.sh");
-    assert!(leader.contains("mountpoint -q \"$DISK_MOUNT\" ||") && !leader.contains("mkfs.ext4"), "docker mounts the tmpfs itself\n{leader}");
+    assert!(
+        leader.contains("own_filesystem \"$DISK_MOUNT\"\n") && leader.contains("mountpoint -q \"$mount\" ||") && !leader.contains("mkfs.ext4"),
+        "docker mounts the tmpfs itself\n{leader}"
+    );
     let libvirt = with_disk("libvirt");
     let vf = file(&libvirt, "Vagrantfile");
     assert_eq!(vf.matches(r#"lv.storage :file, :size => "256M", :type => "qcow2""#).count(), 3, "{vf}");
     let follower = file(&libvirt, "scripts/pg2.sh");
-    assert!(follower.contains("mkfs.ext4 -q -m 0 -L clusterlab-data \"$dev\"") && follower.contains("cp -a \"$DISK_MOUNT/.\" \"$tmp/\"") && follower.contains("local dev='/dev/vdb'"), "{follower}");
+    assert!(follower.contains("mkfs.ext4 -q -m 0 -L \"$label\" \"$dev\"") && follower.contains("cp -a \"$mount/.\" \"$tmp/\"") && follower.contains("own_filesystem \"$DISK_MOUNT\" '/dev/vdb' clusterlab-data"), "{follower}");
     let ctl = file(&libvirt, "scripts/clusterlab-pg");
     assert!(ctl.contains("FILL=\"$DISK_MOUNT/clusterlab-fill\"") && ctl.contains("disk-full) verb_disk_full"), "{ctl}");
     // Without it: nothing of the kind.
     for f in render_text(&base_spec("15", "docker")) {
         assert!(!f.content.contains("DISK_MOUNT") && !f.content.contains("create_args"), "{}", f.path.display());
+    }
+}
+
+#[test]
+fn resources_wal_disk_puts_pg_wal_on_a_filesystem_of_its_own() {
+    let with = |major: &str, provider: &str, res: &str| render_text(&format!("{}resources:\n{res}", base_spec(major, provider)));
+    let docker = with("12", "docker", "  disk: 256\n  wal_disk: 128\n");
+    let vf = file(&docker, "Vagrantfile");
+    let both = r#"d.create_args = ["--mount", "type=tmpfs,destination=/var/lib/postgresql/12,tmpfs-size=268435456,tmpfs-mode=0755", "--mount", "type=tmpfs,destination=/var/lib/postgresql/wal-disk,tmpfs-size=134217728,tmpfs-mode=0755"]"#;
+    assert_eq!(vf.matches(both).count(), 3, "{vf}");
+    let ctl = file(&docker, "scripts/clusterlab-pg");
+    // A clone makes the link itself (pg_basebackup --waldir); a reset restores the WAL behind it.
+    assert!(ctl.contains(r#"--wal-method=stream --waldir="$WAL_DIR" --checkpoint=fast"#), "{ctl}");
+    assert!(ctl.contains(r#"mirror "$KNOWN-wal" "$WAL_DIR""#) && ctl.contains(r#"cp -a "$WAL_DIR" "$KNOWN-wal""#), "{ctl}");
+    assert!(ctl.contains("wal) mount=$WAL_MOUNT fill=$WAL_FILL ;;") && ctl.contains("data) mount=$DISK_MOUNT fill=$FILL ;;"), "{ctl}");
+    let leader = file(&docker, "scripts/pg1.sh");
+    assert!(leader.contains("own_filesystem '/var/lib/postgresql/wal-disk'\n") && leader.contains("clusterlab-pg wal-link"), "{leader}");
+    // 9.4: pg_xlog, and pg_basebackup's older name for the option.
+    let only_wal = with("9.4", "docker", "  wal_disk: 128\n");
+    let ctl94 = file(&only_wal, "scripts/clusterlab-pg");
+    assert!(ctl94.contains(r#"WAL_DIR="$WAL_MOUNT/pg_xlog""#) && ctl94.contains(r#"--xlogdir="$WAL_DIR""#), "{ctl94}");
+    assert!(!ctl94.contains("data) mount=$DISK_MOUNT"), "no data disk, no data fill\n{ctl94}");
+    // libvirt: a virtual disk each, in order: alone, pg_wal's is the second disk (vdb).
+    let libvirt = with("15", "libvirt", "  disk: 256\n  wal_disk: 128\n");
+    let vf = file(&libvirt, "Vagrantfile");
+    assert_eq!(vf.matches(r#"lv.storage :file, :size => "128M", :type => "qcow2""#).count(), 3, "{vf}");
+    let follower = file(&libvirt, "scripts/pg2.sh");
+    assert!(follower.contains("own_filesystem '/var/lib/postgresql/wal-disk' '/dev/vdc' clusterlab-wal"), "{follower}");
+    let only_wal = with("15", "libvirt", "  wal_disk: 128\n");
+    let alone = file(&only_wal, "scripts/pg2.sh");
+    assert!(alone.contains("own_filesystem '/var/lib/postgresql/wal-disk' '/dev/vdb' clusterlab-wal") && !alone.contains("DISK_MOUNT="), "{alone}");
+    // Without it: no link.
+    for f in render_text(&base_spec("15", "docker")) {
+        assert!(!f.content.contains("WAL_DIR") && !f.content.contains("wal-link"), "{}", f.path.display());
     }
 }
 
@@ -223,6 +260,7 @@ fn all_rendered() -> Vec<(String, File)> {
         if ["9.4", "18"].contains(major) {
             for p in ["docker", "libvirt"] {
                 sets.push((format!("{p} {major} with resources.disk"), render_text(&format!("{}resources:\n  disk: 256\n", base_spec(major, p)))));
+                sets.push((format!("{p} {major} with both disks"), render_text(&format!("{}resources:\n  disk: 256\n  wal_disk: 128\n", base_spec(major, p)))));
             }
         }
         if num(major) > 1200 {

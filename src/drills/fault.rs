@@ -26,7 +26,7 @@ pub enum Fault {
     ClogLoss,
     /// A follower's next WAL segment is gone from its upstream (with --archive: the first segment archived after the newest base backup, from the node's archive).
     WalLoss,
-    /// The data directory's own filesystem (the spec's `resources.disk`) is full: PostgreSQL's next write that needs room fails.
+    /// The data directory's own filesystem (the spec's `resources.disk`) is full, or with --wal pg_wal's (`resources.wal_disk`): PostgreSQL's next write that needs room fails.
     DiskFull,
     /// A slow link: AMOUNT ms of delay on the node's interface (tc netem; where the kernel has it).
     Lag,
@@ -46,6 +46,9 @@ pub struct FaultArgs {
     /// With wal-loss: the segment goes from NODE's WAL archive (a point-in-time restore stops before it).
     #[arg(long)]
     pub archive: bool,
+    /// With disk-full: the filesystem of pg_wal alone (the spec's `resources.wal_disk`) fills, not the data directory's.
+    #[arg(long)]
+    pub wal: bool,
 }
 
 /// The topology is unchanged: a broken node is still where it was. Returns
@@ -55,13 +58,13 @@ pub(super) fn run(ctx: &Ctx, c: &Cluster, args: &FaultArgs) -> Result<String> {
     c.node_named(node)?;
     let vagrant = c.vagrant(ctx);
     let mut d = DrillCtx::begin(ctx, c, &vagrant, Operation::Fault, "break")?;
-    refuse(&d, node, fault, archive)?;
+    refuse(&d, node, fault, archive, args.wal)?;
     let amount = amount_for(node, fault, args.amount)?;
     let said = d.recorded(|d| {
         let lost = match fault {
             Fault::ClogLoss => Some(fault_files::take(d, node, Loss::Clog)?),
             Fault::WalLoss => Some(fault_files::take(d, node, if archive { Loss::ArchivedWal } else { Loss::Wal })?),
-            Fault::DiskFull => Some(fault_files::fill_disk(d, node)?),
+            Fault::DiskFull => Some(fault_files::fill_disk(d, node, args.wal)?),
             Fault::Lag | Fault::Loss => {
                 let (kind, value) = if fault == Fault::Lag { ("delay", format!("{amount}ms")) } else { ("loss", format!("{amount}%")) };
                 d.p.netem(d.machine(node), Some(&[kind, value.as_str()]))?;
@@ -84,16 +87,27 @@ pub(super) fn run(ctx: &Ctx, c: &Cluster, args: &FaultArgs) -> Result<String> {
     Ok(said)
 }
 
-fn refuse(d: &DrillCtx, node: &str, fault: Fault, archive: bool) -> Result<()> {
+fn refuse(d: &DrillCtx, node: &str, fault: Fault, archive: bool, wal: bool) -> Result<()> {
     let planned = d.plan.node(node);
     if archive && fault != Fault::WalLoss {
         return Err(Error::usage("--archive goes with wal-loss only", format!("`clusterlab fault SPEC {node} wal-loss --archive`")));
     }
+    if wal && fault != Fault::DiskFull {
+        return Err(Error::usage("--wal goes with disk-full only", format!("`clusterlab fault SPEC {node} disk-full --wal`")));
+    }
     match fault {
         Fault::WalLoss => fault_files::refuse_wal_loss(d, node, archive),
-        Fault::DiskFull if d.plan.disk.is_none() => Err(Error::usage(
+        Fault::DiskFull if wal && d.plan.wal_disk.is_none() => Err(Error::usage(
+            format!("the WAL of cluster {} is in its data directories, on their machines' disks, which disk-full must not fill", d.c.plan.name),
+            "set `resources: {wal_disk: 128}` (MiB) in the spec, then `clusterlab destroy` and `up` again: each node's pg_wal gets a filesystem of its own",
+        )),
+        Fault::DiskFull if !wal && d.plan.disk.is_none() => Err(Error::usage(
             format!("the data directories of cluster {} share their machines' disks, which disk-full must not fill", d.c.plan.name),
-            "set `resources: {disk: 256}` (MiB) in the spec, then `clusterlab destroy` and `up` again: each node gets a filesystem of its own",
+            if d.plan.wal_disk.is_some() {
+                "`--wal` fills the filesystem of pg_wal (resources.wal_disk); for the data directory's, set `resources: {disk: 256}` (MiB), then `clusterlab destroy` and `up` again"
+            } else {
+                "set `resources: {disk: 256}` (MiB) in the spec, then `clusterlab destroy` and `up` again: each node gets a filesystem of its own"
+            },
         )),
         Fault::ArchiveFail if !d.plan.archive => Err(Error::usage(
             format!("cluster {} does not archive WAL", d.c.plan.name),
@@ -173,7 +187,10 @@ fn apply(d: &mut DrillCtx, node: &str, fault: Fault) -> Result<()> {
                 d.c.cut(d.p.as_ref(), n, false)?;
                 d.st.partitioned.retain(|x| x != node);
             }
+            // Healed is taking connections again: a leader started after
+            // a crash answers long before its recovery lets anyone in.
             d.node_ctl(node, "start")?;
+            d.node_ctl(node, "wait-ready")?;
             if d.st.archive_failing.iter().any(|a| a == node) {
                 d.p.exec(n, &["clusterlab-pg", "archive-fail", "off"])?;
                 d.st.archive_failing.retain(|a| a != node);

@@ -89,20 +89,22 @@ pub(super) fn take(d: &mut DrillCtx, node: &str, loss: Loss) -> Result<String> {
     Ok(said)
 }
 
-/// Fills the node's own filesystem, then makes PostgreSQL need room there: a
-/// leader extends a temporary table (no WAL, and gone with the session), a
-/// follower receives WAL that needs a new segment. Says what PostgreSQL logged.
-pub(super) fn fill_disk(d: &mut DrillCtx, node: &str) -> Result<String> {
-    let disk = d.plan.disk.clone().expect("refused without resources.disk");
+/// Fills the node's own filesystem, then makes PostgreSQL need room there:
+/// on a leader's data directory a temporary table grows (no WAL, and gone
+/// with the session); otherwise WAL that needs a new segment, which the
+/// leader writes (its pg_wal full: a PANIC) and a follower receives. Says
+/// what PostgreSQL logged.
+pub(super) fn fill_disk(d: &mut DrillCtx, node: &str, wal: bool) -> Result<String> {
+    let disk = if wal { d.plan.wal_disk.clone() } else { d.plan.disk.clone() }.expect("refused without the spec's resources");
     let marks = log_offsets(d, node);
-    let out = d.p.exec(d.machine(node), &["clusterlab-pg", "disk-full"])?;
+    let out = d.p.exec(d.machine(node), &["clusterlab-pg", "disk-full", if wal { "wal" } else { "data" }])?;
     let took = out.stdout.lines().last().unwrap_or_default().trim().to_string();
     if !d.st.filled.iter().any(|f| f == node) {
         d.st.filled.push(node.to_string());
     }
     let leader = d.live.leader.clone();
     const NEEDLES: [&str; 2] = ["No space left on device", "could not write init file"];
-    let (need, line) = if leader == node {
+    let (need, line) = if leader == node && !wal {
         let probe = "CREATE TEMP TABLE clusterlab_disk_full (filler text); INSERT INTO clusterlab_disk_full SELECT repeat('x', 1000) FROM generate_series(1, 20000)";
         // It fails: that is the point, and the log says why.
         let cmd = d.p.exec_cmd(d.machine(node), &["clusterlab-pg", "psql", "-c", probe])?;
@@ -112,29 +114,59 @@ pub(super) fn fill_disk(d: &mut DrillCtx, node: &str) -> Result<String> {
         // needs room names the device.
         ("a table grew (a temporary one, gone with its session)".to_string(), await_log(d, node, &marks, &NEEDLES))
     } else {
-        // Before 9.6 psql runs one -c: a call each. A transaction id and a
-        // switch: WAL in a new segment, which the follower must write, in a
-        // file it has to make once the ones it recycled (min_wal_size, 9.5+)
-        // are used. Committed locally: a full synchronous standby would never confirm.
         let switch = format!("SELECT {}()", d.plan.facts.switch_wal_fn);
-        let xid = "SET synchronous_commit TO local; SELECT txid_current()";
-        let mut line = None;
-        for round in 1..=8 {
-            for sql in [xid, switch.as_str(), xid] {
-                d.p.exec(d.machine(&leader), &["clusterlab-pg", "psql", "-c", sql])?;
-            }
-            line = find_log(d, node, &marks, &NEEDLES, Duration::from_secs(if round == 8 { 15 } else { 2 }));
-            if line.is_some() {
-                break;
-            }
-        }
-        (format!("{leader} switched to new WAL segments, which {node} must write"), line.unwrap_or_else(|| nothing_logged(node)))
+        let (rounds, need): (Vec<&str>, String) = if leader == node {
+            // A leader recycles its old segments at each checkpoint, so WAL
+            // that only switches segments never needs a new file: a burst
+            // does, more WAL at once than the segments there are (a bulk
+            // load), rolled back so that it leaves no data behind.
+            (vec![BURST], format!("a transaction wrote {BURST_MB} MB of WAL at once (rolled back: no data is left of it)"))
+        } else {
+            (vec![XID, switch.as_str(), XID], format!("{leader} switched to new WAL segments, which {node} must write"))
+        };
+        let line = rounds_until_logged(d, &leader, node, &marks, &NEEDLES, &rounds)?;
+        (need, line.unwrap_or_else(|| nothing_logged(node)))
     };
+    let what = if wal { format!("{}'s own filesystem", d.plan.facts.wal_dir) } else { "its own filesystem".to_string() };
     Ok(format!(
-        "{node}: its own filesystem ({} MiB at {}) is full: one file took the {took} bytes left. Then {need}. Its log: {line}\n\
+        "{node}: {what} ({} MiB at {}) is full: one file took the {took} bytes left. Then {need}. Its log: {line}\n\
          The way back: `clusterlab fault SPEC {node} heal` frees the room and starts PostgreSQL if it stopped",
         disk.mib, disk.mount
     ))
+}
+
+/// A transaction id, committed locally: a full synchronous standby would never confirm.
+const XID: &str = "SET synchronous_commit TO local; SELECT txid_current()";
+const BURST_MB: u32 = 50;
+/// About BURST_MB MB of WAL in one transaction, which then rolls back (a
+/// table made in it is gone with it). Not wal_level minimal's shortcut
+/// that skips WAL for a table made in the same transaction: the lab's
+/// level is replica (hot_standby before 9.6).
+const BURST: &str = "SET synchronous_commit TO local; BEGIN; CREATE TABLE clusterlab_wal_burst AS SELECT repeat('x', 1000) AS filler FROM generate_series(1, 50000); ROLLBACK";
+
+/// Sends ROUNDS to the leader (before 9.6 psql runs one -c: a call each)
+/// until NODE's log has one of NEEDLES: WAL in new segments, in files the
+/// node has to make once the ones it recycled (min_wal_size, 9.5+) are
+/// used. A leader whose pg_wal is full stops answering (a PANIC), which
+/// ends the rounds.
+fn rounds_until_logged(d: &mut DrillCtx, leader: &str, node: &str, marks: &[String], needles: &[&str], rounds: &[&str]) -> Result<Option<String>> {
+    for round in 1..=8 {
+        for &sql in rounds {
+            let args = ["clusterlab-pg", "psql", "-c", sql];
+            if leader == node {
+                // It fails once the WAL finds no room: that is the point.
+                let cmd = d.p.exec_cmd(d.machine(leader), &args)?;
+                d.ctx.runner.run(&cmd, &crate::runner::Mode::Capture)?;
+            } else {
+                d.p.exec(d.machine(leader), &args)?;
+            }
+        }
+        let line = find_log(d, node, marks, needles, Duration::from_secs(if round == 8 { 15 } else { 2 }));
+        if line.is_some() {
+            return Ok(line);
+        }
+    }
+    Ok(None)
 }
 
 /// Frees the room `disk-full` took on the node, if it took any.

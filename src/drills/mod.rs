@@ -134,16 +134,17 @@ mod tests {
     #[test]
     fn drill_steps_parse_as_the_command_line_writes_them() {
         assert_eq!(Drill::parse("promote pg2"), Ok(Drill::Promote(PromoteArgs { node: "pg2".into(), keep_old_leader: false })));
-        assert_eq!(Drill::parse(" fault  pg1 kill "), Ok(Drill::Fault(FaultArgs { node: "pg1".into(), fault: Fault::Kill, amount: None, archive: false })));
+        assert_eq!(Drill::parse(" fault  pg1 kill "), Ok(Drill::Fault(FaultArgs { node: "pg1".into(), fault: Fault::Kill, amount: None, archive: false, wal: false })));
         assert_eq!(Drill::parse("switchover pg1"), Ok(Drill::Switchover(NodeArg { node: "pg1".into() })));
         let Ok(Drill::Restore(r)) = Drill::parse("restore b1 --node pg1 --target-time '2026-11-26 10:00:00+00'") else { panic!("restore parses") };
         assert_eq!(r.target(), Some(("time", "2026-11-26 10:00:00+00")), "a quoted value stays one word");
         let Ok(Drill::Writes(w)) = Drill::parse("writes check --strict --json") else { panic!("writes check parses") };
         assert!(w.action == WritesAction::Check && w.strict && w.json);
-        assert_eq!(Drill::parse("fault pg1 archive-fail"), Ok(Drill::Fault(FaultArgs { node: "pg1".into(), fault: Fault::ArchiveFail, amount: None, archive: false })));
-        assert_eq!(Drill::parse("fault pg3 slot-hold"), Ok(Drill::Fault(FaultArgs { node: "pg3".into(), fault: Fault::SlotHold, amount: None, archive: false })));
-        assert_eq!(Drill::parse("fault pg2 lag 200"), Ok(Drill::Fault(FaultArgs { node: "pg2".into(), fault: Fault::Lag, amount: Some(200), archive: false })));
-        assert_eq!(Drill::parse("fault pg1 wal-loss --archive"), Ok(Drill::Fault(FaultArgs { node: "pg1".into(), fault: Fault::WalLoss, amount: None, archive: true })));
+        assert_eq!(Drill::parse("fault pg1 archive-fail"), Ok(Drill::Fault(FaultArgs { node: "pg1".into(), fault: Fault::ArchiveFail, amount: None, archive: false, wal: false })));
+        assert_eq!(Drill::parse("fault pg3 slot-hold"), Ok(Drill::Fault(FaultArgs { node: "pg3".into(), fault: Fault::SlotHold, amount: None, archive: false, wal: false })));
+        assert_eq!(Drill::parse("fault pg2 lag 200"), Ok(Drill::Fault(FaultArgs { node: "pg2".into(), fault: Fault::Lag, amount: Some(200), archive: false, wal: false })));
+        assert_eq!(Drill::parse("fault pg1 wal-loss --archive"), Ok(Drill::Fault(FaultArgs { node: "pg1".into(), fault: Fault::WalLoss, amount: None, archive: true, wal: false })));
+        assert_eq!(Drill::parse("fault pg1 disk-full --wal"), Ok(Drill::Fault(FaultArgs { node: "pg1".into(), fault: Fault::DiskFull, amount: None, archive: false, wal: true })));
         let Ok(Drill::Upgrade(u)) = Drill::parse("upgrade --to 18 --method logical --check") else { panic!("upgrade parses") };
         assert!(u.to == "18" && u.method == UpgradeMethod::Logical && u.check);
         let e = Drill::parse("fault pg1 explode").unwrap_err();

@@ -94,6 +94,12 @@ fn refuse(d: &DrillCtx, from: &Facts, to: Major, method: Method) -> Result<()> {
             "use --method copy, logical or dump, or a spec without resources.disk",
         ));
     }
+    if d.plan.wal_disk.is_some() {
+        return Err(Error::usage(
+            "the upgrade drills make the new major's cluster with its WAL in its data directory, and resources.wal_disk puts this cluster's pg_wal on a filesystem of its own",
+            "upgrade a cluster of a spec without resources.wal_disk",
+        ));
+    }
     if let Some(n) = d.live.detached.first() {
         return Err(Error::usage(format!("{n} is outside the topology since an earlier promote"), format!("`clusterlab rejoin SPEC {n}` first, or `clusterlab reset SPEC`")));
     }

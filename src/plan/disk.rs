@@ -1,5 +1,6 @@
-//! `resources.disk`: a filesystem of each node's own under its data
-//! directory, so that `fault disk-full` fills that and never the host's disk.
+//! `resources.disk` and `resources.wal_disk`: filesystems of each node's own
+//! under its data directory and under its WAL, so that `fault disk-full`
+//! fills those and never the host's disk.
 
 use crate::error::SpecError;
 use crate::facts::Facts;
@@ -12,41 +13,70 @@ pub const MIN_MIB: u32 = 128;
 /// A tmpfs is memory: more than this is a typo, not a lab.
 pub const MAX_MIB: u32 = 65536;
 
-/// The node's own filesystem, mounted at the data directory's parent: the
-/// file `fault disk-full` writes sits beside the data directory, on the same
+/// A filesystem of the node's own: the data directory's is mounted at its
+/// parent, pg_wal's at `/var/lib/postgresql/wal-disk`. The file `fault
+/// disk-full` writes sits beside the directory it starves, on the same
 /// filesystem, and the known state saved outside it does not count.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Disk {
     pub mib: u32,
-    /// `/var/lib/postgresql/MAJOR`.
+    /// `/var/lib/postgresql/MAJOR`, `/var/lib/postgresql/wal-disk`.
     pub mount: String,
-    /// The guest's device to format and mount (a second virtual disk); none
+    /// The guest's device to format and mount (a virtual disk); none
     /// where the container runtime mounts a tmpfs at creation.
     pub device: Option<&'static str>,
 }
 
-pub fn disk_of(spec: &Spec, facts: &Facts, src: &Source) -> Result<Option<Disk>, SpecError> {
-    let Some(mib) = spec.resources.disk else { return Ok(None) };
-    let device = match spec.provider.capabilities().data_disk {
-        DataDisk::Unsupported => {
-            return Err(src.error(
-                "resources.disk",
-                format!("a data directory on a filesystem of its own is not built for {}", spec.provider),
-                "remove resources.disk, or use `provider: docker` (a tmpfs) or `provider: libvirt` (a second virtual disk)",
-            ))
-        }
-        DataDisk::Tmpfs => None,
-        DataDisk::Device(dev) => Some(dev),
-    };
-    if !(MIN_MIB..=MAX_MIB).contains(&mib) {
-        return Err(src.error(
-            "resources.disk",
-            format!("{mib} MiB is out of range for a node's data directory"),
-            format!("use {MIN_MIB} to {MAX_MIB} (MiB); 256 holds a lab's data and lets `fault disk-full` fill it in a moment"),
-        ));
+/// The filesystems of each node's own the spec asks for: the data
+/// directory's (`resources.disk`) and pg_wal's (`resources.wal_disk`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Disks {
+    pub data: Option<Disk>,
+    pub wal: Option<Disk>,
+}
+
+impl Disks {
+    /// The filesystem WAL is written to, when it is one of the node's own:
+    /// the one WAL's budget must fit.
+    pub fn for_wal(&self) -> Option<&Disk> {
+        self.wal.as_ref().or(self.data.as_ref())
     }
-    let mount = std::path::Path::new(&facts.data_dir).parent().expect("the data directory has a parent").display().to_string();
-    Ok(Some(Disk { mib, mount, device }))
+}
+
+pub fn disks_of(spec: &Spec, facts: &Facts, src: &Source) -> Result<Disks, SpecError> {
+    let data_mount = std::path::Path::new(&facts.data_dir).parent().expect("the data directory has a parent").display().to_string();
+    // Beside the data directory's parent, not under it: a filesystem of its
+    // own under `resources.disk`'s would hide nothing but be counted in it.
+    let wal_mount = format!("{}/wal-disk", std::path::Path::new(&data_mount).parent().expect("under /var/lib/postgresql").display());
+    let mut devices = 0;
+    let mut one = |field: &str, mib: Option<u32>, mount: String, what: &str| -> Result<Option<Disk>, SpecError> {
+        let Some(mib) = mib else { return Ok(None) };
+        let device = match spec.provider.capabilities().data_disk {
+            DataDisk::Unsupported => {
+                return Err(src.error(
+                    field,
+                    format!("a {what} on a filesystem of its own is not built for {}", spec.provider),
+                    format!("remove {field}, or use `provider: docker` (a tmpfs) or `provider: libvirt` (a virtual disk of its own)"),
+                ))
+            }
+            DataDisk::Tmpfs => None,
+            DataDisk::Devices(list) => {
+                devices += 1;
+                Some(list[devices - 1])
+            }
+        };
+        if !(MIN_MIB..=MAX_MIB).contains(&mib) {
+            return Err(src.error(
+                field,
+                format!("{mib} MiB is out of range for a node's {what}"),
+                format!("use {MIN_MIB} to {MAX_MIB} (MiB); 256 holds a lab's data and lets `fault disk-full` fill it in a moment"),
+            ));
+        }
+        Ok(Some(Disk { mib, mount, device }))
+    };
+    let data = one("resources.disk", spec.resources.disk, data_mount, "data directory")?;
+    let wal = one("resources.wal_disk", spec.resources.wal_disk, wal_mount, "WAL directory")?;
+    Ok(Disks { data, wal })
 }
 
 /// The WAL settings of a node: what the lab keeps for its followers

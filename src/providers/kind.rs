@@ -50,9 +50,10 @@ pub enum DataDisk {
     /// containers are not privileged and cannot mount a loop device. Memory,
     /// and gone if the container restarts (clusterlab never restarts one).
     Tmpfs,
-    /// A second virtual disk, this device in the guest, which provisioning
-    /// formats and mounts.
-    Device(&'static str),
+    /// Extra virtual disks, these devices in the guest in the order the
+    /// Vagrantfile adds them (the data directory's first, then pg_wal's),
+    /// which provisioning formats and mounts.
+    Devices(&'static [&'static str]),
 }
 
 impl Provider {
@@ -76,7 +77,7 @@ impl Provider {
                 freeze: true,
                 provider_options: true,
                 box_build: true,
-                data_disk: DataDisk::Device("/dev/vdb"),
+                data_disk: DataDisk::Devices(&["/dev/vdb", "/dev/vdc"]),
             },
             Provider::Virtualbox => Capabilities {
                 snapshots: true,

@@ -252,8 +252,9 @@ impl Machines for Libvirt<'_> {
                 removed.push(format!("domain {}", n.machine));
             }
             // Volumes created before their domain was defined: the root disk,
-            // and the data disk of `resources.disk` (vagrant-libvirt names it after the device).
-            for vol in [format!("{}.img", n.machine), format!("{}-vdb.qcow2", n.machine)] {
+            // and the disks of `resources.disk` and `resources.wal_disk`
+            // (vagrant-libvirt names them after their devices).
+            for vol in [format!("{}.img", n.machine), format!("{}-vdb.qcow2", n.machine), format!("{}-vdc.qcow2", n.machine)] {
                 if self.0.runner.run(&self.virsh(&["vol-info", "--pool", "default", &vol]), &Mode::Capture)?.ok() {
                     check(self.0.runner, &self.virsh(&["vol-delete", "--pool", "default", &vol]), &Mode::Capture, "libvirt could not delete the volume")?;
                     removed.push(format!("volume {vol}"));
