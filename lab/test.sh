@@ -203,8 +203,9 @@ if want drills; then
   # recovery.conf and pause_at_recovery_target (9.4); auto.conf, restart, no
   # pg_rewind in the box, sync replication (12); pg_rewind, reload, async
   # loss reported (18). Then the shipped drill files as a user runs them.
-  # 9.4's nodes get a filesystem of their own for `fault disk-full` (12's and 18's specs have one).
-  with94 check "docker drills PostgreSQL 9.4" lab env E2E_DISK=384 tests/e2e/drills.sh clusters/pg94-docker.yaml
+  # 9.4's nodes get a filesystem of their own for `fault disk-full`, and their pg_xlog one too
+  # (12's and 18's specs have the first, 18's both).
+  with94 check "docker drills PostgreSQL 9.4" lab env E2E_DISK=384 E2E_WAL_DISK=384 tests/e2e/drills.sh clusters/pg94-docker.yaml
   for v in 12 18; do
     check "docker drills PostgreSQL $v" lab tests/e2e/drills.sh "tests/e2e/specs/docker-pg$v.yaml"
   done
@@ -264,9 +265,10 @@ if want libvirt; then
     setup "libvirt box bookworm-pg9.4-pg15 (cached build)" source_box libvirt --with 15
   fi
   # KVM or software emulation: clusterlab finds out once (src/providers/libvirt/accel.rs) and `up` says which.
-  # Each data directory on a second virtual disk of its own (resources.disk), which `fault disk-full` fills.
-  check_vm "libvirt e2e PostgreSQL 15 (both resets, a disk of its own filled)" lab env E2E_BOX="$vm15_box" E2E_DISK=256 E2E_RESETS="snapshot data" tests/e2e/cluster.sh clusters/pg15-libvirt.yaml
-  check_vm "libvirt interrupted up, destroy" lab env E2E_BOX="$vm15_box" E2E_DISK=256 tests/e2e/interrupt.sh clusters/pg15-libvirt.yaml
+  # Each data directory on a second virtual disk of its own (resources.disk), which `fault disk-full` fills,
+  # and each pg_wal on a third (resources.wal_disk), which `disk-full --wal` fills.
+  check_vm "libvirt e2e PostgreSQL 15 (both resets, a disk of its own filled, pg_wal on its own too)" lab env E2E_BOX="$vm15_box" E2E_DISK=256 E2E_WAL_DISK=256 E2E_RESETS="snapshot data" tests/e2e/cluster.sh clusters/pg15-libvirt.yaml
+  check_vm "libvirt interrupted up, destroy" lab env E2E_BOX="$vm15_box" E2E_DISK=256 E2E_WAL_DISK=256 tests/e2e/interrupt.sh clusters/pg15-libvirt.yaml
   # The same VMs then serve the upgrade drill: 9.4 -> 15 by pg_upgrade --link.
   with94 check_vm "libvirt e2e PostgreSQL 9.4, the headline spec (both resets; upgrade 9.4 -> 15 link)" lab env E2E_RESETS="snapshot data" E2E_UPGRADE=15:link tests/e2e/cluster.sh clusters/pg94-leader-2-followers.yaml
   setup "libvirt box bullseye-pg13" box --provider libvirt --release bullseye --postgres 13

@@ -121,6 +121,11 @@ pub(super) fn fill_disk(d: &mut DrillCtx, node: &str, wal: bool) -> Result<Strin
             // does, more WAL at once than the segments there are (a bulk
             // load), rolled back so that it leaves no data behind.
             (vec![BURST], format!("a transaction wrote {BURST_MB} MB of WAL at once (rolled back: no data is left of it)"))
+        } else if !wal && d.plan.wal_disk.is_some() {
+            // The follower's WAL is on another filesystem: what needs room on
+            // this one is a table's file, which replay extends even for a
+            // transaction that rolls back.
+            (vec![BURST], format!("{leader} wrote a {BURST_MB} MB table, which {node} must write too (rolled back: no data is left of it)"))
         } else {
             (vec![XID, switch.as_str(), XID], format!("{leader} switched to new WAL segments, which {node} must write"))
         };

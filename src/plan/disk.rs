@@ -124,6 +124,16 @@ mod tests {
     }
 
     #[test]
+    fn the_wal_budget_fits_the_filesystem_wal_is_on() {
+        let disk = |mib| Some(Disk { mib, mount: "/x".into(), device: None });
+        let wal_of = |disks: Disks| disks.for_wal().map(|d| d.mib);
+        assert_eq!(wal_of(Disks { data: disk(1024), wal: disk(128) }), Some(128), "pg_wal's own, where it has one");
+        assert_eq!(wal_of(Disks { data: disk(1024), wal: None }), Some(1024), "else the data directory's");
+        assert_eq!(wal_of(Disks { data: None, wal: disk(256) }), Some(256));
+        assert_eq!(wal_of(Disks::default()), None, "the machine's disk: the lab's gigabyte");
+    }
+
+    #[test]
     fn a_disk_of_its_own_gets_a_budget_that_fits() {
         let s = |v: &[(&'static str, &str)]| v.iter().map(|(k, v)| (*k, v.to_string())).collect::<Vec<_>>();
         assert_eq!(settings("9.4", Some(256)), s(&[("wal_keep_segments", "2"), ("checkpoint_segments", "1")]));

@@ -109,6 +109,24 @@ rm -f /tmp/e2e-broken.$$
 [ $rc = 3 ] || fail "verify of a broken cluster exited $rc, expected 3"
 say "verify caught the stopped follower $first_follower (exit 3)"
 
+# pg_wal on a filesystem of its own (resources.wal_disk): a follower's, filled,
+# stops streaming; the resets below must keep each pg_wal a link to it.
+wal_disk=$(field 'p["wal_disk"] and p["wal_disk"]["mount"] or ""')
+wal_links() {
+  local n link
+  link=$(field 'p["facts"]["data_dir"] + "/" + p["facts"]["wal_dir"]')
+  for n in $(field '" ".join(n["name"] for n in p["nodes"])'); do
+    "$CL" -q ssh "$spec" "$n" -c "sudo test -L $link" || fail "$1: $link on $n is not a link to $wal_disk"
+  done
+  say "$1: $link is a link to $wal_disk on every node"
+}
+if [ -n "$wal_disk" ]; then
+  wal_links "after up"
+  last=${followers##* }
+  said=$("$CL" fault "$spec" "$last" disk-full --wal)
+  [[ $said == *"No space left"* ]] || fail "disk-full --wal did not show PostgreSQL's message: $said"
+  say "disk-full --wal: ${said%%$'\n'*}"
+fi
 # A data directory on a filesystem of its own (resources.disk): filled, the
 # leader says so in PostgreSQL's words; the reset below must free it (a VM
 # snapshot holds the second disk too), and destroy must leave no volume.
@@ -157,6 +175,7 @@ for method in $resets; do
     [ "$(timeouts)" = "$timeouts_before" ] || { echo "before: $timeouts_before"; echo "after: $(timeouts)"; fail "the snapshot reset left the replication timeouts changed"; }
     say "after the snapshot reset the replication timeouts are the known state's ($(printf '%s\n' "$timeouts_before" | sed -n '1s/^[^ ]* //p'))"
   fi
+  [ -z "$wal_disk" ] || wal_links "after the reset ($method)"
   "$CL" sql "$spec" "CREATE TABLE e2e_after_up AS SELECT 1 AS x" # dirty it again for the next method
   "$CL" -q verify "$spec"
 done

@@ -243,7 +243,10 @@ if [ "$(field 'p["disk"] and p["disk"]["mib"] or ""')" != "" ]; then
   full "$said" || fail "disk-full on $f1 did not show PostgreSQL's message: $said"
   "$CL" fault "$spec" "$f1" heal
   "$CL" -q verify "$spec"
-  say "disk-full: the leader's write failed (${err%%$'\n'*}), the follower's WAL too; heal freed both, every row is on every node"
+  # (What the follower could not write: its next WAL segment, or with pg_wal
+  # on a filesystem of its own, a table's file it replays.)
+  said=${said#*Its log: }
+  say "disk-full: the leader's write failed (${err%%$'\n'*}), and $f1's (${said%%$'\n'*}); heal freed both, every row is on every node"
 fi
 
 # Acknowledged writes across a crash: a writer commits rows one by one while

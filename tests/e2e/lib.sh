@@ -2,8 +2,8 @@
 # Sourced by the e2e scripts: the clusterlab binary, the spec's plan, and
 # the names every script needs. Expects $spec to be set.
 #
-# E2E_BOX=NAME puts the copy on another box, and E2E_DISK=MIB gives it `resources.disk` (a filesystem of each node's
-# own, for `fault disk-full`).
+# E2E_BOX=NAME puts the copy on another box, E2E_DISK=MIB gives it `resources.disk` (a filesystem of each node's
+# own, for `fault disk-full`) and E2E_WAL_DISK=MIB `resources.wal_disk` (pg_wal's, for `disk-full --wal`).
 #
 # Tests never touch a user's clusters. A spec that is not already a test's own
 # (named e2e-*) is copied to target/e2e/specs/ as e2e-NAME, on a network of its
@@ -37,12 +37,14 @@ if not re.search(r"^network:", text, flags=re.M):
 # E2E_BOX=NAME: the copy runs on another box (one that carries the major too).
 if os.environ.get("E2E_BOX"):
     text = re.sub(r"^box:.*$", "box: " + os.environ["E2E_BOX"], text, count=1, flags=re.M)
-# E2E_DISK=MIB: each node's data directory on a filesystem of its own.
-if os.environ.get("E2E_DISK"):
-    disk = f"resources:\n  disk: {int(os.environ['E2E_DISK'])}"
-    text, n = re.subn(r"^resources:[ \t]*$", disk, text, count=1, flags=re.M)
-    if n == 0:
-        text += f"\n{disk}\n"
+# E2E_DISK=MIB: each node's data directory on a filesystem of its own;
+# E2E_WAL_DISK=MIB: each node's pg_wal on one too.
+for var, key in (("E2E_DISK", "disk"), ("E2E_WAL_DISK", "wal_disk")):
+    if os.environ.get(var):
+        disk = f"resources:\n  {key}: {int(os.environ[var])}"
+        text, n = re.subn(r"^resources:[ \t]*$", disk, text, count=1, flags=re.M)
+        if n == 0:
+            text += f"\n{disk}\n"
 os.makedirs(outdir, exist_ok=True)
 # Relative paths in a spec (sql files) are read beside it.
 for f in p.get("sql", []):
