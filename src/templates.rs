@@ -17,6 +17,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("scripts/pgctl.sh.tera", include_str!("../templates/scripts/pgctl.sh.tera")),
     ("scripts/pgctl-faults.sh.tera", include_str!("../templates/scripts/pgctl-faults.sh.tera")),
     ("scripts/pgctl-upgrade.sh.tera", include_str!("../templates/scripts/pgctl-upgrade.sh.tera")),
+    ("scripts/pgctl-state.sh.tera", include_str!("../templates/scripts/pgctl-state.sh.tera")),
     ("scripts/pgctl-backup.sh.tera", include_str!("../templates/scripts/pgctl-backup.sh.tera")),
     ("scripts/controldata.sh.tera", include_str!("../templates/scripts/controldata.sh.tera")),
     ("scripts/upgrade.sh.tera", include_str!("../templates/scripts/upgrade.sh.tera")),
