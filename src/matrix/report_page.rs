@@ -312,8 +312,12 @@ fn tick_step(max: f64) -> f64 {
 }
 
 /// Phase names in the order the cells ran them (a step only one cell has
-/// comes after the phases before it there).
+/// comes after the phases before it there): what brings a cluster up first
+/// (`up`, `reset`), then `verify`, the steps, and `destroy` last. Steps that
+/// follow no other step (another file's, in a run of several files) come
+/// after the steps already there, not before them.
 fn phase_names(reports: &[CellReport]) -> Vec<&str> {
+    let is_step = |n: &str| n.starts_with("step ");
     let mut names: Vec<&str> = Vec::new();
     for r in reports {
         let mut at = 0;
@@ -321,12 +325,22 @@ fn phase_names(reports: &[CellReport]) -> Vec<&str> {
             match names.iter().position(|n| *n == p.name) {
                 Some(i) => at = i + 1,
                 None => {
-                    names.insert(at, &p.name);
-                    at += 1;
+                    let after_a_step = at > 0 && is_step(names[at - 1]);
+                    let pos = if is_step(&p.name) && !after_a_step { names.iter().rposition(|n| is_step(n)).map_or(at, |i| i + 1) } else { at };
+                    names.insert(pos, &p.name);
+                    at = pos + 1;
                 }
             }
         }
     }
+    let rank = |n: &str| match n {
+        "up" => 0,
+        "reset" => 1,
+        "verify" => 2,
+        "destroy" => 4,
+        _ => 3,
+    };
+    names.sort_by_key(|n| rank(n));
     names
 }
 

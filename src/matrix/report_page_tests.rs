@@ -222,3 +222,21 @@ fn chart_groups_hold_only_the_cells_that_ran_the_phase() {
     let fill_of = |cell: &str| bars.iter().zip(phase_names(&reports)).find(|(_, p)| reports.iter().any(|r| r.name == cell && r.phases.iter().any(|x| &x.name == p))).map(|((_, f), _)| f.clone()).unwrap();
     assert_ne!(fill_of("a/pg15-f2-slots"), fill_of("b/pg15-f2-slots"));
 }
+
+#[test]
+fn phases_of_several_files_keep_each_files_steps_together_and_destroy_last() {
+    // The first cell of a shared cluster comes up and keeps it; the next,
+    // of another file, starts from a reset and destroys it at the end.
+    let reports = vec![
+        cell("a/pg15-f2-slots", "15", Outcome::Passed, vec![phase("up", 10.0, true, None), phase("verify", 0.1, true, None), phase("step a1", 1.0, true, None), phase("step a2", 1.0, true, None)]),
+        cell(
+            "b/pg15-f2-slots",
+            "15",
+            Outcome::Passed,
+            vec![phase("reset", 1.0, true, None), phase("verify", 0.1, true, None), phase("step b1", 2.0, true, None), phase("destroy", 1.0, true, None)],
+        ),
+        // A cell that had a step the others lack keeps it in its place.
+        cell("a/pg16-f2-slots", "16", Outcome::Passed, vec![phase("up", 9.0, true, None), phase("step a1", 1.0, true, None), phase("step a1b", 1.0, true, None), phase("step a2", 1.0, true, None)]),
+    ];
+    assert_eq!(phase_names(&reports), ["up", "reset", "verify", "step a1", "step a1b", "step a2", "step b1", "destroy"]);
+}
