@@ -555,6 +555,25 @@ fn cells_of_several_files_share_a_cluster() {
     assert!(xml.contains(r#"classname="clusterlab.matrix.n""#) && xml.contains(r#"classname="clusterlab.matrix.m""#), "{xml}");
 }
 
+/// Two files on different bases can name the same cluster (`pg15-f2-slots`
+/// both): their machines would have one name, so with two workers the second
+/// group waits for the first to be destroyed before it comes up.
+#[test]
+fn groups_of_one_cluster_name_take_turns() {
+    let dir = setup(THREE);
+    std::fs::write(dir.path().join("other.yaml"), format!("{BASE}postgresql_conf: {{work_mem: 8MB}}\n")).unwrap();
+    let second = dir.path().join("n.matrix.yaml");
+    std::fs::write(&second, "base: other.yaml\naxes:\n  version: [15]\nsteps:\n  - name: again\n    run: echo second file\n").unwrap();
+    let (out, calls, _) = fake_run(&dir, "", &["--jobs", "2", "--filter", "pg15", second.to_str().unwrap()]);
+    let (so, se) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{se}");
+    assert!(so.contains("m/pg15-f2-slots") && so.contains("n/pg15-f2-slots") && so.contains("2 passed"), "{so}");
+    let ups: Vec<usize> = calls.match_indices("pg15-f2-slots vagrant up").map(|(i, _)| i).collect();
+    let destroys: Vec<usize> = calls.match_indices("- docker rm -f -v clusterlab-pg15-f2-slots-pg1").map(|(i, _)| i).collect();
+    assert_eq!((ups.len(), destroys.len()), (2, 2), "two clusters, one after the other: {calls}");
+    assert!(destroys[0] < ups[1], "the second came up before the first was destroyed: {calls}");
+}
+
 /// `--cell` and the fan-out lists are of one file.
 #[test]
 fn cell_and_fan_out_lists_with_several_files_are_refused() {

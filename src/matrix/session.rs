@@ -15,7 +15,7 @@ use crate::error::Result;
 use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long verify waits for replication to settle (as `up` does).
@@ -232,35 +232,39 @@ impl Session<'_> {
     /// on different bases, both `pg94-f2-slots`) would have machines of one
     /// name: such a group waits for the other to finish.
     pub(super) fn run_all(&self, cells: &[(&Cell, &Cluster)], groups: &[Vec<usize>], jobs: usize) -> Vec<CellReport> {
-        let queue = Mutex::new(groups.iter().collect::<VecDeque<_>>());
-        let busy: Mutex<HashSet<&str>> = Mutex::new(HashSet::new());
+        // The queue and the names in use change together, under one lock; a
+        // worker with nothing it may start sleeps until a group finishes.
+        let state = Mutex::new((groups.iter().collect::<VecDeque<_>>(), HashSet::new()));
+        let finished = Condvar::new();
         let results: Mutex<Vec<Option<CellReport>>> = Mutex::new(cells.iter().map(|_| None).collect());
         let name = |g: &Vec<usize>| cells[g[0]].1.plan.name.as_str();
         std::thread::scope(|s| {
             for _ in 0..jobs {
                 s.spawn(|| loop {
-                    let next = {
-                        let mut q = queue.lock().unwrap();
-                        if q.is_empty() {
-                            break;
+                    let group = {
+                        let mut guard = state.lock().unwrap();
+                        loop {
+                            let (queue, busy) = &mut *guard;
+                            if queue.is_empty() {
+                                break None;
+                            }
+                            if let Some(p) = queue.iter().position(|g| !busy.contains(name(g))) {
+                                let g = queue.remove(p).expect("a position found in the queue");
+                                busy.insert(name(g));
+                                break Some(g);
+                            }
+                            guard = finished.wait(guard).unwrap();
                         }
-                        let mut busy = busy.lock().unwrap();
-                        let free = q.iter().position(|g| !busy.contains(name(g)));
-                        free.and_then(|p| q.remove(p)).inspect(|g| {
-                            busy.insert(name(g));
-                        })
                     };
-                    let Some(group) = next else {
-                        std::thread::sleep(Duration::from_millis(200));
-                        continue;
-                    };
+                    let Some(group) = group else { break };
                     for (i, report) in self.run_group(cells, group) {
                         if self.args.fail_fast && matches!(report.result, Outcome::Failed | Outcome::Interrupted) {
                             self.stop.store(true, Ordering::SeqCst);
                         }
                         results.lock().unwrap()[i] = Some(report);
                     }
-                    busy.lock().unwrap().remove(name(group));
+                    state.lock().unwrap().1.remove(name(group));
+                    finished.notify_all();
                 });
             }
         });
