@@ -131,9 +131,9 @@ impl Error {
     }
 }
 
-impl From<SpecError> for Error {
-    fn from(e: SpecError) -> Self {
-        Error::Spec(Box::new(e))
+impl From<Box<SpecError>> for Error {
+    fn from(e: Box<SpecError>) -> Self {
+        Error::Spec(e)
     }
 }
 

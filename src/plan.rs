@@ -184,13 +184,13 @@ struct Draft {
     sync: Option<bool>,
 }
 
-pub fn build(spec: &Spec, src: &Source) -> Result<Plan, SpecError> {
+pub fn build(spec: &Spec, src: &Source) -> Result<Plan, Box<SpecError>> {
     build_for_major(spec, src, None)
 }
 
 /// The plan of the spec's cluster running another major (`major`, after an
 /// upgrade): the same machines and box, that major's facts and settings.
-pub fn build_for_major(spec: &Spec, src: &Source, major: Option<Major>) -> Result<Plan, SpecError> {
+pub fn build_for_major(spec: &Spec, src: &Source, major: Option<Major>) -> Result<Plan, Box<SpecError>> {
     let spec_major = major_of(spec, src)?;
     let facts = Facts::for_major(major.unwrap_or(spec_major));
     let net = network_of(spec, src)?;
@@ -248,7 +248,7 @@ pub fn build_for_major(spec: &Spec, src: &Source, major: Option<Major>) -> Resul
 }
 
 /// The major the spec asks for, checked as written (YAML would read `9.10` as 9.1).
-fn major_of(spec: &Spec, src: &Source) -> Result<Major, SpecError> {
+fn major_of(spec: &Spec, src: &Source) -> Result<Major, Box<SpecError>> {
     let err = |field: &str, msg: String, hint: &str| src.error(field, msg, hint);
 
     if spec.engine == Engine::Cassandra {
@@ -278,7 +278,7 @@ fn major_of(spec: &Spec, src: &Source) -> Result<Major, SpecError> {
     Ok(major)
 }
 
-fn network_of(spec: &Spec, src: &Source) -> Result<Ipv4Net, SpecError> {
+fn network_of(spec: &Spec, src: &Source) -> Result<Ipv4Net, Box<SpecError>> {
     let err = |field: &str, msg: String, hint: &str| src.error(field, msg, hint);
     let net: Ipv4Net = spec.network.as_deref().unwrap_or("10.42.0.0/24").parse().map_err(|_| {
         err(
@@ -298,7 +298,7 @@ fn network_of(spec: &Spec, src: &Source) -> Result<Ipv4Net, SpecError> {
 }
 
 /// What the machines are given: provider options where the provider takes them, CPUs, memory.
-fn check_machines(spec: &Spec, src: &Source) -> Result<(), SpecError> {
+fn check_machines(spec: &Spec, src: &Source) -> Result<(), Box<SpecError>> {
     let err = |field: &str, msg: String, hint: &str| src.error(field, msg, hint);
     if !spec.provider.capabilities().provider_options && has_provider_options(&spec.provider_options) {
         return Err(err(
@@ -328,7 +328,7 @@ fn check_machines(spec: &Spec, src: &Source) -> Result<(), SpecError> {
 }
 
 /// Nodes as written, before addresses and topology are resolved: the leader first.
-fn drafts_of(spec: &Spec, src: &Source) -> Result<Vec<Draft>, SpecError> {
+fn drafts_of(spec: &Spec, src: &Source) -> Result<Vec<Draft>, Box<SpecError>> {
     let err = |field: &str, msg: String, hint: &str| src.error(field, msg, hint);
     let leader_name = spec.topology.leader.name.clone().unwrap_or_else(|| "pg1".into());
     let mut drafts = vec![Draft {
@@ -376,7 +376,7 @@ fn drafts_of(spec: &Spec, src: &Source) -> Result<Vec<Draft>, SpecError> {
 }
 
 /// Every node's name is a hostname, and its own; the names.
-fn check_names(drafts: &[Draft], src: &Source) -> Result<BTreeSet<String>, SpecError> {
+fn check_names(drafts: &[Draft], src: &Source) -> Result<BTreeSet<String>, Box<SpecError>> {
     let err = |field: &str, msg: String, hint: &str| src.error(field, msg, hint);
     let mut seen = BTreeSet::new();
     for d in drafts {
@@ -400,7 +400,7 @@ fn check_names(drafts: &[Draft], src: &Source) -> Result<BTreeSet<String>, SpecE
 }
 
 /// Addresses, in the drafts' order: given ones are checked, the rest are handed out from .10 up.
-fn addresses_of(drafts: &[Draft], net: Ipv4Net, src: &Source) -> Result<Vec<String>, SpecError> {
+fn addresses_of(drafts: &[Draft], net: Ipv4Net, src: &Source) -> Result<Vec<String>, Box<SpecError>> {
     let err = |field: &str, msg: String, hint: &str| src.error(field, msg, hint);
     let first_host = u32::from(net.network()) + 1;
     let mut used: BTreeMap<Ipv4Addr, String> = BTreeMap::new();
@@ -438,7 +438,7 @@ fn addresses_of(drafts: &[Draft], net: Ipv4Net, src: &Source) -> Result<Vec<Stri
 }
 
 /// Every follower's upstream chain ends at the leader; each node's depth.
-fn depths_of(drafts: &[Draft], seen: &BTreeSet<String>, src: &Source) -> Result<BTreeMap<String, u32>, SpecError> {
+fn depths_of(drafts: &[Draft], seen: &BTreeSet<String>, src: &Source) -> Result<BTreeMap<String, u32>, Box<SpecError>> {
     let err = |field: &str, msg: String, hint: &str| src.error(field, msg, hint);
     for d in drafts.iter().skip(1) {
         if let Some(up) = &d.upstream {
@@ -479,7 +479,7 @@ fn upstream_of(drafts: &[Draft], name: &str) -> Option<String> {
 }
 
 /// Delays are delays; `sync: true` needs sync mode and a direct follower.
-fn check_followers(spec: &Spec, drafts: &[Draft], depth_of: &BTreeMap<String, u32>, src: &Source) -> Result<(), SpecError> {
+fn check_followers(spec: &Spec, drafts: &[Draft], depth_of: &BTreeMap<String, u32>, src: &Source) -> Result<(), Box<SpecError>> {
     let err = |field: &str, msg: String, hint: &str| src.error(field, msg, hint);
     for d in drafts {
         if let Some(delay) = &d.apply_delay {
@@ -539,7 +539,7 @@ fn nodes_of(spec: &Spec, drafts: &[Draft], addresses: &[String], depth_of: &BTre
 }
 
 /// The spec's synchronous_standby_names (checked against the major), or the direct undelayed followers in its syntax.
-fn standby_names(spec: &Spec, nodes: &[Node], facts: &Facts, src: &Source) -> Result<Option<String>, SpecError> {
+fn standby_names(spec: &Spec, nodes: &[Node], facts: &Facts, src: &Source) -> Result<Option<String>, Box<SpecError>> {
     let err = |field: &str, msg: String, hint: &str| src.error(field, msg, hint);
     Ok(match spec.replication.mode {
         Mode::Async => {
@@ -565,7 +565,7 @@ fn standby_names(spec: &Spec, nodes: &[Node], facts: &Facts, src: &Source) -> Re
 }
 
 /// postgresql_conf, checked, with each value as written.
-fn settings_of(spec: &Spec, src: &Source) -> Result<BTreeMap<String, String>, SpecError> {
+fn settings_of(spec: &Spec, src: &Source) -> Result<BTreeMap<String, String>, Box<SpecError>> {
     let err = |field: &str, msg: String, hint: &str| src.error(field, msg, hint);
     let mut settings = BTreeMap::new();
     for (k, v) in &spec.postgresql_conf {
@@ -587,7 +587,7 @@ fn settings_of(spec: &Spec, src: &Source) -> Result<BTreeMap<String, String>, Sp
     Ok(settings)
 }
 
-fn check_hba(spec: &Spec, src: &Source) -> Result<(), SpecError> {
+fn check_hba(spec: &Spec, src: &Source) -> Result<(), Box<SpecError>> {
     let err = |field: &str, msg: String, hint: &str| src.error(field, msg, hint);
     for (i, line) in spec.pg_hba.iter().enumerate() {
         if line.contains(['\n', '\r', '\0']) {
@@ -598,7 +598,7 @@ fn check_hba(spec: &Spec, src: &Source) -> Result<(), SpecError> {
 }
 
 /// The SQL files, beside the spec, named in the order they run.
-fn sql_files(spec: &Spec, src: &Source) -> Result<Vec<SqlFile>, SpecError> {
+fn sql_files(spec: &Spec, src: &Source) -> Result<Vec<SqlFile>, Box<SpecError>> {
     let err = |field: &str, msg: String, hint: &str| src.error(field, msg, hint);
     let mut sql = Vec::new();
     for (i, file) in spec.sql.iter().enumerate() {

@@ -324,12 +324,12 @@ impl Source {
     }
 
     /// An error about `field` (a path like `topology.followers[1].upstream`).
-    pub fn error(&self, field: &str, message: impl Into<String>, hint: impl Into<String>) -> SpecError {
+    pub fn error(&self, field: &str, message: impl Into<String>, hint: impl Into<String>) -> Box<SpecError> {
         let pos = if field.is_empty() { None } else { self.index.find(field) };
         self.error_at(pos, field, message.into(), Some(hint.into()))
     }
 
-    fn error_at(&self, pos: Option<Pos>, field: &str, message: String, hint: Option<String>) -> SpecError {
+    fn error_at(&self, pos: Option<Pos>, field: &str, message: String, hint: Option<String>) -> Box<SpecError> {
         let file = self.path.display().to_string();
         let location = match pos {
             Some(p) => format!("{file}:{}:{}", p.line, p.column),
@@ -339,14 +339,14 @@ impl Source {
             let len = self.text[p.offset..].find(['\n', ':']).unwrap_or(0).max(1);
             (p.offset, len).into()
         });
-        SpecError {
+        Box::new(SpecError {
             location,
             field: if field.is_empty() { String::new() } else { format!("{field}: ") },
             message,
             hint: hint.filter(|h| !h.is_empty()),
             src: NamedSource::new(file, self.text.clone()),
             span,
-        }
+        })
     }
 }
 
@@ -356,7 +356,7 @@ pub fn load(path: &Path) -> Result<(Spec, Source), crate::error::Error> {
     Ok(parse_bytes(path, bytes)?)
 }
 
-pub fn parse_bytes(path: &Path, bytes: Vec<u8>) -> Result<(Spec, Source), SpecError> {
+pub fn parse_bytes(path: &Path, bytes: Vec<u8>) -> Result<(Spec, Source), Box<SpecError>> {
     if bytes.len() > MAX_SPEC_BYTES {
         let src = Source::new(path, String::new());
         return Err(src.error_at(
@@ -393,7 +393,7 @@ pub fn parse_bytes(path: &Path, bytes: Vec<u8>) -> Result<(Spec, Source), SpecEr
 }
 
 /// Parses `src.text`; syntax and type errors carry serde's position.
-pub fn parse(src: &Source) -> Result<Spec, SpecError> {
+pub fn parse(src: &Source) -> Result<Spec, Box<SpecError>> {
     if src.text.trim().is_empty() || src.text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
         return Err(src.error_at(
             None,

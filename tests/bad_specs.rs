@@ -23,14 +23,14 @@ enum Outcome {
 }
 
 fn run(path: &Path, bytes: Vec<u8>) -> Outcome {
-    let result = catch_unwind(AssertUnwindSafe(|| -> Result<(), SpecError> {
+    let result = catch_unwind(AssertUnwindSafe(|| -> Result<(), Box<SpecError>> {
         let (spec, src) = spec::parse_bytes(path, bytes)?;
         plan::build(&spec, &src)?;
         Ok(())
     }));
     match result {
         Ok(Ok(())) => Outcome::Accepted,
-        Ok(Err(e)) => Outcome::Rejected(Box::new(e)),
+        Ok(Err(e)) => Outcome::Rejected(e),
         Err(p) => Outcome::Panicked(panic_text(&p)),
     }
 }
@@ -109,7 +109,7 @@ fn generic_checks(path: &str, text: Option<&str>, e: &SpecError) -> Vec<String> 
                             problems.push(format!("{line}:{col} points at no token (line {line} is {l:?})"));
                         }
                         // A sequence item written as `- value` need not repeat its key.
-                        if !l.contains(wanted) && !(indexed && l.trim_start().starts_with('-')) {
+                        if !(l.contains(wanted) || indexed && l.trim_start().starts_with('-')) {
                             problems.push(format!("{line}:{col} is not on the line of `{wanted}` (line {line} is {l:?})"));
                         }
                     }

@@ -85,11 +85,14 @@ pub fn carried(d: &DrillCtx, from: &Facts, new: &Facts, method: Method) -> Resul
 struct Probe {
     sql: String,
     blocks: bool,
-    /// What was found, from (database, row).
-    what: Box<dyn Fn(&str, &str) -> String>,
-    /// What to do about it, from (database, row).
-    fix: Box<dyn Fn(&str, &str) -> String>,
+    /// What was found.
+    what: Describe,
+    /// What to do about it.
+    fix: Describe,
 }
+
+/// A sentence about one row a probe found, from (database, row).
+type Describe = Box<dyn Fn(&str, &str) -> String>;
 
 /// Outside the system schemas.
 const USER: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema')";
@@ -97,7 +100,7 @@ const USER: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema')";
 /// The probes for an upgrade from `from` to `new` by `method`.
 fn probes(from: &Facts, new: &Facts, method: Method) -> Vec<Probe> {
     let mut p = Vec::new();
-    let probe = |sql: String, blocks, what: Box<dyn Fn(&str, &str) -> String>, fix: Box<dyn Fn(&str, &str) -> String>| Probe { sql, blocks, what, fix };
+    let probe = |sql: String, blocks, what: Describe, fix: Describe| Probe { sql, blocks, what, fix };
     if new.without_oids_and_abstime && !from.without_oids_and_abstime {
         p.push(probe(
             format!("SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relhasoids AND c.relkind = 'r' AND {USER}"),

@@ -197,7 +197,7 @@ impl MatrixFile {
 
 /// Each step runs exactly one of `run`, `sql`, `sql_file`, `drill` or `expect` (a file is read here, so a
 /// missing file is an error before anything starts).
-fn check_steps(steps: &mut [Step], field: &str, src: &Source, dir: &Path) -> Result<(), SpecError> {
+fn check_steps(steps: &mut [Step], field: &str, src: &Source, dir: &Path) -> Result<(), Box<SpecError>> {
     for (i, s) in steps.iter_mut().enumerate() {
         let at = format!("{field}[{i}]");
         let actions = [s.run.is_some(), s.sql.is_some(), s.sql_file.is_some(), s.drill.is_some(), s.expect.is_some(), s.same_rows.is_some()].iter().filter(|b| **b).count();
@@ -239,7 +239,7 @@ fn check_expect(e: &Expect, step: &str, at: &str, src: &Source) -> Result<(), Bo
 }
 
 /// A serde error in a YAML file, placed at its line and column.
-pub(super) fn yaml_error(src: &Source, e: &serde_yaml::Error) -> SpecError {
+pub(super) fn yaml_error(src: &Source, e: &serde_yaml::Error) -> Box<SpecError> {
     let raw = e.to_string();
     let message = raw.rfind(" at line ").map_or(raw.as_str(), |i| &raw[..i]).to_string();
     let file = src.path.display().to_string();
@@ -256,7 +256,7 @@ pub(super) fn yaml_error(src: &Source, e: &serde_yaml::Error) -> SpecError {
     } else {
         "fix the YAML at that line"
     };
-    SpecError { location, field: String::new(), message, hint: Some(hint.into()), src: NamedSource::new(file, src.text.clone()), span }
+    Box::new(SpecError { location, field: String::new(), message, hint: Some(hint.into()), src: NamedSource::new(file, src.text.clone()), span })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

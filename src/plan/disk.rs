@@ -43,13 +43,13 @@ impl Disks {
     }
 }
 
-pub fn disks_of(spec: &Spec, facts: &Facts, src: &Source) -> Result<Disks, SpecError> {
+pub fn disks_of(spec: &Spec, facts: &Facts, src: &Source) -> Result<Disks, Box<SpecError>> {
     let data_mount = std::path::Path::new(&facts.data_dir).parent().expect("the data directory has a parent").display().to_string();
     // Beside the data directory's filesystem, not inside it, so that each
     // fills on its own.
     let wal_mount = format!("{}/wal-disk", std::path::Path::new(&data_mount).parent().expect("under /var/lib/postgresql").display());
     let mut devices = 0;
-    let mut one = |field: &str, mib: Option<u32>, mount: String, what: &str| -> Result<Option<Disk>, SpecError> {
+    let mut one = |field: &str, mib: Option<u32>, mount: String, what: &str| -> Result<Option<Disk>, Box<SpecError>> {
         let Some(mib) = mib else { return Ok(None) };
         let device = match spec.provider.capabilities().data_disk {
             DataDisk::Unsupported => {

@@ -277,7 +277,10 @@ mod tests {
         let mut fake = Fake { failing_connects: 4, lose_at: vec![5, 12], limit: 20, polls: usize::MAX, ..Fake::default() };
         let mut acked: Vec<(i64, u64)> = Vec::new();
         let mut log = Vec::new();
-        let next = write_loop(&mut fake, Some(()), &mut |id, at| Ok(acked.push((id, at))), &mut log).unwrap();
+        let next = write_loop(&mut fake, Some(()), &mut |id, at| {
+            acked.push((id, at));
+            Ok(())
+        }, &mut log).unwrap();
         let ids: Vec<i64> = acked.iter().map(|a| a.0).collect();
         assert_eq!(next, 21);
         assert_eq!(fake.tried, (1..=20).collect::<Vec<_>>(), "every id tried once, none again after a lost COMMIT");
