@@ -2,6 +2,7 @@
 # The whole test suite, exactly as CI runs it (.ci/run calls this):
 #   1. unit and integration tests (cargo test: parsing, errors, plans, facts,
 #      rendered snapshots per major, shellcheck/ruby/vagrant validate, CLI),
+#      and clippy with warnings as errors,
 #   2. real clusters on Vagrant's docker provider: PostgreSQL 9.4 compiled from
 #      source, the full cycle for the majors whose provisioning differs, sync,
 #      cascade, idempotent provisioning; the drills (failover, rejoin, faults,
@@ -153,6 +154,7 @@ setup "start the lab (dockerd, libvirtd)" lab/lab.sh up
 
 if want unit; then
   check "cargo test" lab cargo test --offline --locked
+  check "cargo clippy (no warnings)" cargo clippy --offline --locked --all-targets -- -D warnings
 fi
 
 # shellcheck disable=SC2317 # called through setup
