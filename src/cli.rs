@@ -275,7 +275,6 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Reset { spec, method, no_verify } => {
             let c = load(&spec, wd)?;
-            crate::drills::stop_writer(&c);
             c.reset(&ctx, method, !no_verify)?;
             Ok(exit::OK)
         }
@@ -291,7 +290,6 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Backups { spec, json } => list_backups(&load(&spec, wd)?, json),
         Command::Destroy { spec } => {
             let c = load(&spec, wd)?;
-            crate::drills::stop_writer(&c);
             c.destroy(&ctx)?;
             Ok(exit::OK)
         }

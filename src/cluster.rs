@@ -263,6 +263,7 @@ impl Cluster {
         }
         self.recorded(&mut st, |st| {
             st.enter(&self.workdir, Operation::Reset, Phase::Resetting, Some(method.as_str()))?;
+            self.stop_writer(ctx);
             self.thaw_all(provider.as_ref(), st)?;
             match method {
                 Method::Snapshot => provider.restore_snapshots()?,
@@ -322,6 +323,15 @@ impl Cluster {
         })
     }
 
+    /// A writer a drill left running would write on into the restored
+    /// cluster (and a `writes check` after it count the reset as loss), or
+    /// look for a leader among machines that are gone: it stops first.
+    fn stop_writer(&self, ctx: &Ctx) {
+        if ctx.runner.is_real() {
+            crate::writer::stop_and_forget(&self.workdir.root);
+        }
+    }
+
     pub fn destroy(&self, ctx: &Ctx) -> Result<()> {
         let start = Instant::now();
         let lock = Lock::acquire(&self.workdir, &self.plan.name, Operation::Destroy)?;
@@ -330,6 +340,7 @@ impl Cluster {
         let provider = self.provider(ctx, &vagrant);
         self.recorded(&mut st, |st| {
             st.enter(&self.workdir, Operation::Destroy, Phase::Destroying, None)?;
+            self.stop_writer(ctx);
             if self.workdir.path("Vagrantfile").is_file() {
                 ctx.progress(start, &format!("removing the {} machines", self.plan.provider));
                 provider.destroy_machines()?;

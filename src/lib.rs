@@ -8,7 +8,9 @@
 //!
 //! Around it: `cluster` runs the verbs (up, reset, destroy, status) and keeps
 //! `state` (state.json, the lock); `topology` is the live topology, which the
-//! `drills` (one file each) take and return; `matrix` runs many specs.
+//! `drills` (one file each) take and return; `matrix` runs many specs;
+//! `writer` is the background writer's process and files, which the drills
+//! start and `cluster` stops on reset and destroy.
 //! No module uses one that uses it back (tests/no_cycles.rs).
 
 pub mod boxbuild;
@@ -33,3 +35,4 @@ pub mod topology;
 pub mod vagrant;
 pub mod verify;
 pub mod workdir;
+pub mod writer;

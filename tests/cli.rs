@@ -2,6 +2,7 @@
 //! of `up`/`destroy` (through --dry-run and a fake vagrant on PATH), the lock,
 //! state after a failure, and secrets staying out of output.
 
+mod support;
 use assert_cmd::Command;
 use predicates::prelude::*;
 use std::fs;
@@ -270,4 +271,48 @@ fn help_names_every_exit_code_once() {
         assert!(codes.contains(&format!("{code:<4} {meaning}")), "{code} in\n{codes}");
     }
     assert!(codes.contains("3    replication broken") && codes.contains("5    a SQL statement failed"), "{codes}");
+}
+
+/// A process that looks like a writer `clusterlab writes start` left running
+/// (its command line names `writes-worker`), with its files in `work`.
+fn fake_writer(work: &Path) -> std::process::Child {
+    let child = std::process::Command::new("bash").args(["-c", "exec -a clusterlab-writes-worker sleep 60"]).spawn().unwrap();
+    // Until bash has exec'd, the command line is still bash's.
+    let cmdline = format!("/proc/{}/cmdline", child.id());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !fs::read_to_string(&cmdline).unwrap_or_default().contains("writes-worker") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    for (file, text) in [("writes.pid", child.id().to_string()), ("writes.json", "{}".into()), ("writes.acked", "1 0\n".into()), ("writes.log", "writing to pg1\n".into())] {
+        fs::write(work.join(file), text).unwrap();
+    }
+    child
+}
+
+/// `reset` and `destroy` stop a writer a drill left running and forget its
+/// rows (it would write on into the restored cluster); a dry run leaves it.
+#[test]
+fn reset_and_destroy_stop_a_running_writer() {
+    let (d, p) = spec(DOCKER);
+    let bin = support::fake_programs(d.path(), &[("vagrant", "#!/bin/sh\nexit 0\n"), ("docker", "#!/bin/sh\n[ \"$1\" = exec ] && exit 0\nexit 1\n")]);
+    let run = |args: &[&str]| clusterlab().env("PATH", path_with(&bin)).args(args).arg(&p).assert().success();
+    run(&["up", "--no-verify"]);
+    let work = d.path().join(".clusterlab/t1");
+
+    let mut writer = fake_writer(&work);
+    run(&["--dry-run", "reset", "--no-verify"]);
+    assert!(writer.try_wait().unwrap().is_none(), "a dry run stopped the writer");
+    assert!(work.join("writes.acked").is_file());
+
+    run(&["reset", "--no-verify"]);
+    assert!(writer.wait().unwrap().code().is_none(), "the writer was not killed");
+    for gone in ["writes.pid", "writes.json", "writes.acked"] {
+        assert!(!work.join(gone).exists(), "{gone} is left after reset");
+    }
+    assert!(work.join("writes.log").is_file(), "the writer's log is kept");
+
+    let mut writer = fake_writer(&work);
+    run(&["destroy"]);
+    assert!(writer.wait().unwrap().code().is_none(), "destroy left the writer running");
+    assert!(!work.exists());
 }

@@ -28,14 +28,13 @@ mod writes;
 pub use backup::{backups, BackupArgs, Manifest, RestoreArgs};
 pub use fault::{Fault, FaultArgs};
 pub use upgrade::{Method as UpgradeMethod, UpgradeArgs};
-pub use writes::{stop_writer, worker as writes_worker, WritesAction, WritesArgs};
+pub use writes::{worker as writes_worker, WritesAction, WritesArgs};
 
-/// What drills leave beside a cluster, a running writer and backups,
-/// removed: a matrix cell that runs on a cluster another cell used starts
-/// from the cluster's known state and nothing else (a backup of a state
-/// that `reset` undid would also clash by name with the cell's own).
+/// The backups drills leave beside a cluster, removed: a matrix cell that
+/// runs on a cluster another cell used starts from the cluster's known state
+/// and nothing else (a backup of a state that `reset` undid would also clash
+/// by name with the cell's own). `reset` itself stops a running writer.
 pub fn clear_leftovers(c: &crate::cluster::Cluster) {
-    stop_writer(c);
     let _ = std::fs::remove_dir_all(backup::backups_dir(c));
 }
 

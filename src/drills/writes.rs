@@ -21,9 +21,9 @@ use crate::state::Operation;
 use downtime::Interruption;
 use serde::Serialize;
 use std::path::Path;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use worker::{files, Member, Target, TABLE};
+use crate::writer::files;
+use worker::{Member, Target, TABLE};
 
 pub use worker::worker;
 
@@ -61,9 +61,6 @@ struct Checked {
     reconnects: usize,
 }
 
-/// Writers this process started, to reap after `check` kills them.
-static WORKERS: Mutex<Vec<std::process::Child>> = Mutex::new(Vec::new());
-
 pub(super) fn run(ctx: &Ctx, c: &Cluster, args: &WritesArgs) -> Result<String> {
     match args.action {
         WritesAction::Start => start(ctx, c, args.min_rows),
@@ -82,7 +79,7 @@ fn start(ctx: &Ctx, c: &Cluster, min_rows: u64) -> Result<String> {
     }
     let dir = c.workdir.root.clone();
     let f = files(&dir);
-    stop_worker(&f.pid);
+    crate::writer::stop(&f.pid);
     // Every node of the spec: the writer follows the leader to any of them.
     let t = Target {
         nodes: c.plan.nodes.iter().map(|n| Member { name: n.name.clone(), address: n.address.clone() }).collect(),
@@ -125,7 +122,7 @@ fn start(ctx: &Ctx, c: &Cluster, min_rows: u64) -> Result<String> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    WORKERS.lock().expect("writers lock").push(child);
+    crate::writer::adopt(child);
     Ok(format!("writer on {} running", leader.name))
 }
 
@@ -140,7 +137,7 @@ fn check(ctx: &Ctx, c: &Cluster, strict: bool, json: bool) -> Result<String> {
     if !ctx.runner.is_real() {
         return Ok(String::new());
     }
-    stop_worker(&f.pid);
+    crate::writer::stop(&f.pid);
     let acked = read_acked(&f.acked);
     let leader = plan.leader();
     let mut client = crate::verify::connect(leader, &c.workdir.lab_password()?, &plan, Duration::from_secs(10))?;
@@ -189,42 +186,6 @@ fn check(ctx: &Ctx, c: &Cluster, strict: bool, json: bool) -> Result<String> {
         reconnects,
     };
     Ok(serde_json::to_string_pretty(&checked).expect("the report serializes"))
-}
-
-/// Stops the cluster's writer, if one runs, and forgets its rows: `reset`
-/// and `destroy` take the cluster back to a state those rows were never
-/// written in (a writer left running would write on into the restored
-/// cluster, and a `writes check` after it would count the reset as loss).
-pub fn stop_writer(c: &Cluster) {
-    let f = files(&c.workdir.root);
-    stop_worker(&f.pid);
-    for p in [&f.target, &f.acked] {
-        let _ = std::fs::remove_file(p);
-    }
-}
-
-/// Stops a writer this tool started (its pid is in the working directory).
-fn stop_worker(pid_file: &Path) {
-    let Some(pid) = std::fs::read_to_string(pid_file).ok().and_then(|p| p.trim().parse::<u32>().ok()) else { return };
-    let mut workers = WORKERS.lock().expect("writers lock");
-    if let Some(i) = workers.iter().position(|c| c.id() == pid) {
-        let mut child = workers.remove(i);
-        let _ = child.kill();
-        let _ = child.wait();
-    } else if Path::new(&format!("/proc/{pid}/cmdline")).is_file()
-        && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains("writes-worker"))
-    {
-        // Started by an earlier `clusterlab writes start`; still ours by its
-        // command line. SIGKILL: it would finish its statement on SIGTERM.
-        let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-        for _ in 0..50 {
-            if !Path::new(&format!("/proc/{pid}")).exists() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    let _ = std::fs::remove_file(pid_file);
 }
 
 fn read_acked(path: &Path) -> Vec<downtime::Ack> {

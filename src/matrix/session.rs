@@ -116,7 +116,6 @@ impl Session<'_> {
             r.logs = save_logs(&cluster.workdir.path("logs"), &host.saved_logs());
         }
         self.note(r, "destroy");
-        crate::drills::stop_writer(cluster);
         let destroyed = self.timed(r, "destroy", || cluster.destroy(&self.ctx).map_err(|e| Failure::from_error("destroy", &e)));
         match (destroyed, failure) {
             (Err(e), f @ None) => *f = Some(e),

@@ -11,9 +11,10 @@
 
 use super::downtime::{acked_line, RECONNECTED};
 use crate::error::{exit, Error, Result};
+use crate::writer::{files, Files};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub(super) const TABLE: &str = "clusterlab_writes";
@@ -34,19 +35,6 @@ pub(super) struct Target {
 pub(super) struct Member {
     pub name: String,
     pub address: String,
-}
-
-/// The writer's files in a cluster's working directory.
-pub(super) struct Files {
-    pub target: PathBuf,
-    pub acked: PathBuf,
-    pub pid: PathBuf,
-    pub log: PathBuf,
-    pub state: PathBuf,
-}
-
-pub(super) fn files(dir: &Path) -> Files {
-    Files { target: dir.join("writes.json"), acked: dir.join("writes.acked"), pid: dir.join("writes.pid"), log: dir.join("writes.log"), state: dir.join("state.json") }
 }
 
 /// Who leads now, from state.json's text: its `live.leader`, else the spec's leader.
