@@ -387,7 +387,20 @@ impl Cluster {
             None => "nothing exists yet: `clusterlab up SPEC` creates the cluster".into(),
         };
         let topology = st.as_ref().and_then(|s| s.live.as_ref()).map(|l| l.tree(&Topology::of(&self.plan)));
-        StatusReport { cluster: self.plan.name.clone(), workdir: self.workdir.root.clone(), postgres: live.version.clone(), state: st, nodes, next, topology }
+        let observed = self.observe(ctx, st.as_ref(), &machines, &live);
+        StatusReport { cluster: self.plan.name.clone(), workdir: self.workdir.root.clone(), postgres: live.version.clone(), state: st, nodes, next, topology, observed }
+    }
+
+    /// What the nodes' PostgreSQL says now (lag, slots and the WAL they
+    /// hold, the archiver, timelines, disk use), once the machines exist and
+    /// some run: straight to PostgreSQL, a few seconds at most, no row written.
+    fn observe(&self, ctx: &Ctx, st: Option<&State>, machines: &[(String, String)], live: &Plan) -> Option<crate::verify::Report> {
+        let settled = st.is_some_and(|s| !matches!(s.phase, Phase::Rendered | Phase::Starting | Phase::Provisioning | Phase::Destroying));
+        if !ctx.runner.is_real() || !settled || !machines.iter().any(|(_, state)| state == "running") {
+            return None;
+        }
+        let password = self.workdir.lab_password().ok()?;
+        Some(crate::verify::observe(live, &password))
     }
 }
 
@@ -486,6 +499,9 @@ pub struct StatusReport {
     /// The live topology as a tree with its differences from the spec (after a drill).
     #[serde(skip)]
     pub topology: Option<String>,
+    /// What each node's PostgreSQL says, as verify's table has it (no test row).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed: Option<crate::verify::Report>,
 }
 
 impl StatusReport {
@@ -544,6 +560,10 @@ impl StatusReport {
                 n.upstream.as_deref().map(|u| format!("<- {u}")).unwrap_or_default(),
                 n.state
             );
+        }
+        if let Some(r) = &self.observed {
+            out += &format!("what PostgreSQL says (read in {} ms; `clusterlab verify SPEC` also proves a row arrives):\n", r.elapsed_ms);
+            out += &r.table();
         }
         out += &format!("next: {}\n", self.next);
         out

@@ -120,6 +120,9 @@ pub struct Facts {
     /// `pg_replication_slots.wal_status` (reserved, extended, unreserved, lost) exists
     /// from 13 (https://www.postgresql.org/docs/13/view-pg-replication-slots.html).
     pub has_slot_wal_status: bool,
+    /// `pg_replication_slots.inactive_since`, when a slot nobody uses became
+    /// inactive, exists from 17 (https://www.postgresql.org/docs/17/view-pg-replication-slots.html).
+    pub has_slot_inactive_since: bool,
     /// `pg_control_checkpoint()`, whose `timeline_id` is the timeline of the last
     /// checkpoint (on a standby: restartpoint), exists from 9.6
     /// (https://www.postgresql.org/docs/9.6/functions-info.html#FUNCTIONS-CONTROLDATA).
@@ -308,6 +311,7 @@ impl Facts {
             clog_dir: if v < 1000 { "pg_clog" } else { "pg_xact" },
             has_replay_lag: v >= 1000,
             has_slot_wal_status: v >= 1300,
+            has_slot_inactive_since: v >= 1700,
             has_pg_control_checkpoint: v >= 906,
             has_wal_receiver_view: v >= 906,
             switch_wal_fn: if v < 1000 { "pg_switch_xlog" } else { "pg_switch_wal" },
@@ -443,6 +447,7 @@ mod tests {
     fn monitoring_views_per_major() {
         assert!(!f("9.6").has_replay_lag && f("10").has_replay_lag);
         assert!(!f("12").has_slot_wal_status && f("13").has_slot_wal_status);
+        assert!(!f("16").has_slot_inactive_since && f("17").has_slot_inactive_since);
         assert!(!f("9.5").has_pg_control_checkpoint && f("9.6").has_pg_control_checkpoint);
         assert!(!f("9.5").has_wal_receiver_view && f("9.6").has_wal_receiver_view);
         assert_eq!((f("9.6").replay_lsn_column, f("10").replay_lsn_column), ("replay_location", "replay_lsn"));

@@ -42,6 +42,9 @@ pub struct Slot {
     /// reserved, extended, unreserved or lost (13+).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wal_status: Option<String>,
+    /// When the slot became inactive, as the server has it (17+; none while in use).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inactive_since: Option<String>,
 }
 
 /// `pg_stat_archiver` of a node that archives (https://www.postgresql.org/docs/9.4/monitoring-stats.html#PG-STAT-ARCHIVER-VIEW).
@@ -96,6 +99,7 @@ pub fn view_sql(f: &Facts) -> String {
     // standby's replay position (https://www.postgresql.org/docs/10/monitoring-stats.html#PG-STAT-REPLICATION-VIEW).
     let replay_lag = if f.has_replay_lag { "extract(epoch FROM replay_lag)::text" } else { "NULL::text" };
     let wal_status = if f.has_slot_wal_status { "wal_status" } else { "NULL::text" };
+    let inactive_since = if f.has_slot_inactive_since { "inactive_since::text" } else { "NULL::text" };
     // The timeline: a primary's is the first 8 hex digits of its current WAL
     // file's name (all majors: https://www.postgresql.org/docs/9.4/continuous-archiving.html#BACKUP-TIMELINES,
     // "the timeline ID number is part of WAL segment file names"); the
@@ -114,7 +118,7 @@ pub fn view_sql(f: &Facts) -> String {
         "SELECT pg_is_in_recovery(); \
          SELECT coalesce(application_name, ''), coalesce(state, ''), coalesce(sync_state, ''), \
          {diff}({pos}, {replay})::text, {replay_lag} FROM pg_stat_replication; \
-         SELECT slot_name::text, active, {diff}({pos}, restart_lsn)::text, {wal_status} \
+         SELECT slot_name::text, active, {diff}({pos}, restart_lsn)::text, {wal_status}, {inactive_since} \
          FROM pg_replication_slots WHERE slot_type = 'physical'; \
          SELECT archived_count, failed_count, last_archived_wal, last_failed_wal, last_failed_time::text, \
          last_failed_time IS NOT NULL AND (last_archived_time IS NULL OR last_failed_time > last_archived_time) \
@@ -209,6 +213,7 @@ pub fn parse_view(mut results: Vec<Rows>) -> Result<NodeView> {
             active: cell(row, 1).as_deref() == Some("t"),
             wal_held_bytes: cell(row, 2).as_deref().and_then(bytes),
             wal_status: cell(row, 3),
+            inactive_since: cell(row, 4),
         })
         .collect();
     let archiver = archiver.first().map(|row| Archiver {
@@ -310,7 +315,7 @@ mod tests {
     fn sql_uses_the_xlog_names_before_10() {
         let sql = view_sql(&f("9.4"));
         assert!(sql.contains("pg_xlog_location_diff(CASE WHEN pg_is_in_recovery() THEN greatest(pg_last_xlog_receive_location(), pg_last_xlog_replay_location()) ELSE pg_current_xlog_location() END, replay_location)"), "{sql}");
-        assert!(sql.contains(", restart_lsn)::text, NULL::text FROM pg_replication_slots"), "no wal_status before 13: {sql}");
+        assert!(sql.contains(", restart_lsn)::text, NULL::text, NULL::text FROM pg_replication_slots"), "no wal_status before 13, no inactive_since before 17: {sql}");
         assert!(!sql.contains("extract(epoch"), "no replay_lag before 10: {sql}");
         assert!(sql.contains("pg_xlogfile_name(pg_current_xlog_location())"), "{sql}");
         assert!(!sql.contains("pg_control_checkpoint") && !sql.contains("pg_stat_wal_receiver"), "neither exists in 9.4: {sql}");
@@ -336,10 +341,10 @@ mod tests {
     }
 
     #[test]
-    fn sql_reads_wal_status_from_13() {
-        for v in ["13", "15", "18"] {
+    fn sql_reads_wal_status_from_13_and_inactive_since_from_17() {
+        for (v, since) in [("13", "NULL::text"), ("16", "NULL::text"), ("17", "inactive_since::text"), ("18", "inactive_since::text")] {
             let sql = view_sql(&f(v));
-            assert!(sql.contains("restart_lsn)::text, wal_status FROM pg_replication_slots WHERE slot_type = 'physical'"), "{v}: {sql}");
+            assert!(sql.contains(&format!("restart_lsn)::text, wal_status, {since} FROM pg_replication_slots WHERE slot_type = 'physical'")), "{v}: {sql}");
         }
     }
 
@@ -392,7 +397,7 @@ mod tests {
             vec![
                 row(&[Some("pg2"), Some("t"), Some("56"), Some("reserved")]),
                 row(&[Some("pg3"), Some("t"), Some("2147483648"), Some("extended")]),
-                row(&[Some("old"), Some("f"), None, Some("lost")]),
+                row(&[Some("old"), Some("f"), None, Some("lost"), Some("2026-11-30 23:10:00.5+00")]),
             ],
             vec![row(&[Some("12"), Some("3"), Some("00000001000000000000000B"), Some("00000001000000000000000C"), Some("2026-01-01 00:00:00+00"), Some("t")])],
             vec![row(&[Some("00000002000000000000000C"), None])],
@@ -408,7 +413,7 @@ mod tests {
         assert_eq!(v.walsenders[0].lag_seconds, Some(0.000512));
         assert_eq!(v.walsenders[1].lag_bytes, Some(2 << 30));
         assert_eq!(v.walsenders[1].lag_seconds, None);
-        assert_eq!(v.slots[2], Slot { name: "old".into(), active: false, wal_held_bytes: None, wal_status: Some("lost".into()) });
+        assert_eq!(v.slots[2], Slot { name: "old".into(), active: false, wal_held_bytes: None, wal_status: Some("lost".into()), inactive_since: Some("2026-11-30 23:10:00.5+00".into()) });
         let a = v.archiver.unwrap();
         assert_eq!((a.archived_count, a.failed_count, a.failing), (12, 3, true));
         assert_eq!(a.last_failed_wal.as_deref(), Some("00000001000000000000000C"));

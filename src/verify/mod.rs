@@ -165,7 +165,7 @@ pub fn verify_gated(plan: &Plan, password: &str, timeout: Duration, gate: Option
     if nodes.iter().all(|n| n.problems.is_empty()) {
         nodes[0].problems.push(format!("the check did not finish within {} s", timeout.as_secs()));
     }
-    Report { cluster: plan.name.clone(), ok: false, elapsed_ms: start.elapsed().as_millis() as u64, nodes }
+    Report { cluster: plan.name.clone(), ok: false, elapsed_ms: start.elapsed().as_millis() as u64, nodes, row_written: true }
 }
 
 fn verify_within(plan: &Plan, password: &str, timeout: Duration, gate: Option<Gate>) -> Report {
@@ -185,6 +185,7 @@ fn verify_within(plan: &Plan, password: &str, timeout: Duration, gate: Option<Ga
             return finish(plan, reports, start);
         }
     };
+    let per_node: Vec<Option<NodeView>> = per_node.into_iter().map(Some).collect();
     check_views(plan, &per_node, &mut reports);
     let timing = Timing { start, deadline, timeout };
     if let Err(e) = row_arrives(plan, &clients, &timing, &mut reports) {
@@ -273,21 +274,56 @@ fn unreachable_nodes(plan: &Plan, password: &str, reports: &mut [NodeReport], e:
     }
 }
 
+/// What every node says now, all at once, without a test row and without
+/// waiting for replication to settle: `status` shows it. A look, not a
+/// check: a node that does not answer within a few seconds says so, and
+/// a follower whose upstream does not answer is left unjudged.
+pub fn observe(plan: &Plan, password: &str) -> Report {
+    let start = Instant::now();
+    let mut reports = blank_reports(plan);
+    let views = parallel(&plan.nodes, |n| {
+        let (node, p, pw) = (n.clone(), plan.clone(), password.to_string());
+        // `before`: a frozen node may take the connection and never answer.
+        let view = before(start + OBSERVE_TIMEOUT, move || {
+            let mut c = connect(&node, &pw, &p, OBSERVE_TIMEOUT)?;
+            node_view(&mut c, &metrics::ViewSql::new(&p.facts))
+        });
+        Ok(view.unwrap_or_else(|| Err(Error::Verify(format!("{} does not answer (frozen, or its network is cut)", n.name)))))
+    })
+    .unwrap_or_default();
+    let mut per_node = Vec::new();
+    for (r, view) in reports.iter_mut().zip(views) {
+        per_node.push(view.map_err(|e| r.problems.push(e.to_string().trim_start_matches("verify failed: ").to_string())).ok());
+    }
+    check_views(plan, &per_node, &mut reports);
+    let mut report = finish(plan, reports, start);
+    report.row_written = false;
+    report
+}
+
+/// How long `observe` gives each node.
+const OBSERVE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Each node's role against its recovery state, each follower as its
 /// upstream sees it, and what each node's own view deserves a word on.
-fn check_views(plan: &Plan, per_node: &[NodeView], reports: &mut [NodeReport]) {
+/// A node without a view (it did not answer) already has its problem; its
+/// upstream still says what it sees of it (its slot, the WAL it holds).
+fn check_views(plan: &Plan, per_node: &[Option<NodeView>], reports: &mut [NodeReport]) {
     for (i, n) in plan.nodes.iter().enumerate() {
-        let view = &per_node[i];
         let r = &mut reports[i];
-        own_view(plan, n, view, r);
-        match (n.role, view.in_recovery) {
-            (Role::Leader, true) => r.problems.push("the leader is in recovery".into()),
-            (Role::Follower, false) => r.problems.push("not in recovery: this follower was promoted or never became a standby".into()),
-            _ => {}
+        if let Some(view) = &per_node[i] {
+            own_view(plan, n, view, r);
+            match (n.role, view.in_recovery) {
+                (Role::Leader, true) => r.problems.push("the leader is in recovery".into()),
+                (Role::Follower, false) => r.problems.push("not in recovery: this follower was promoted or never became a standby".into()),
+                _ => {}
+            }
         }
         if let Some(up) = &n.upstream {
             let ui = plan.nodes.iter().position(|m| &m.name == up).unwrap();
-            check_edge(n, up, &per_node[ui], r);
+            if let Some(upstream) = &per_node[ui] {
+                check_edge(n, up, upstream, r);
+            }
         }
     }
 }
@@ -324,12 +360,16 @@ fn check_edge(n: &Node, up: &str, upstream: &NodeView, r: &mut NodeReport) {
         None => r.problems.push(format!("{up}'s pg_stat_replication does not list it")),
     }
     if let Some(slot) = &n.slot {
-        let active = upstream.slots.iter().find(|s| &s.name == slot).map(|s| s.active);
+        let found = upstream.slots.iter().find(|s| &s.name == slot);
+        let active = found.map(|s| s.active);
         r.slot = Some(slot.clone());
         r.slot_active = active;
         match active {
             Some(true) => {}
-            Some(false) => r.problems.push(format!("slot {slot} on {up} is not active")),
+            Some(false) => {
+                let since = found.and_then(|s| s.inactive_since.as_deref()).map(|t| format!(" since {t}")).unwrap_or_default();
+                r.problems.push(format!("slot {slot} on {up} is not active{since}"));
+            }
             None => r.problems.push(format!("slot {slot} does not exist on {up}")),
         }
     }
@@ -404,5 +444,48 @@ fn finish(plan: &Plan, nodes: Vec<NodeReport>, start: Instant) -> Report {
         ok: nodes.iter().all(|n| n.problems.is_empty()),
         elapsed_ms: start.elapsed().as_millis() as u64,
         nodes,
+        row_written: true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::metrics::{Slot, Walsender};
+    use super::*;
+    use crate::spec::{self, Source};
+
+    fn plan(text: &str) -> Plan {
+        let src = Source::new("c.yaml", text);
+        crate::plan::build(&spec::parse(&src).unwrap(), &src).unwrap()
+    }
+
+    /// What `status` shows after `fault pg3 slot-hold`: pg3 does not answer,
+    /// yet its leader's view says its slot is inactive, since when, and how
+    /// much WAL it holds; pg2 streams.
+    #[test]
+    fn a_follower_that_does_not_answer_is_judged_by_its_upstream() {
+        let p = plan("name: c\nversion: 17\nprovider: docker\nnetwork: 10.9.0.0/24\ntopology: {followers: 2}\n");
+        let streaming = |name: &str| Walsender { application_name: name.into(), state: "streaming".into(), sync_state: "async".into(), lag_bytes: Some(0), lag_seconds: None };
+        let slot = |name: &str, active: bool, held: u64, since: Option<&str>| Slot { name: name.into(), active, wal_held_bytes: Some(held), wal_status: Some("reserved".into()), inactive_since: since.map(String::from) };
+        let leader = NodeView {
+            walsenders: vec![streaming("pg2")],
+            slots: vec![slot("pg2", true, 0, None), slot("pg3", false, 48 << 20, Some("2026-12-01 00:20:00+00"))],
+            timeline: Some(1),
+            ..Default::default()
+        };
+        let follower = NodeView { in_recovery: true, timeline: Some(1), ..Default::default() };
+        let mut reports = blank_reports(&p);
+        reports[2].problems.push("pg3 does not answer".into());
+        check_views(&p, &[Some(leader), Some(follower), None], &mut reports);
+        assert!(reports[0].problems.is_empty() && reports[1].problems.is_empty(), "{reports:?}");
+        assert_eq!(reports[2].problems, ["pg3 does not answer", "pg1's pg_stat_replication does not list it", "slot pg3 on pg1 is not active since 2026-12-01 00:20:00+00"]);
+        assert_eq!(reports[2].in_recovery, None, "pg3 said nothing of itself");
+        let mut report = finish(&p, reports, Instant::now());
+        report.row_written = false;
+        let table = report.table();
+        let pg3 = table.lines().find(|l| l.starts_with("pg3")).unwrap();
+        assert!(pg3.contains("inactive  48 MB"), "{table}");
+        let pg1 = table.lines().find(|l| l.starts_with("pg1")).unwrap();
+        assert!(!pg1.contains("written"), "status writes no row: {table}");
     }
 }

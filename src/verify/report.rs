@@ -64,6 +64,9 @@ pub struct Report {
     pub ok: bool,
     pub elapsed_ms: u64,
     pub nodes: Vec<NodeReport>,
+    /// A test row was written (verify); not when `status` only looked.
+    #[serde(skip)]
+    pub row_written: bool,
 }
 
 impl Report {
@@ -88,7 +91,7 @@ impl Report {
                 bytes(self.slot_of(n).and_then(|s| s.wal_held_bytes)),
                 bytes(n.lag_bytes),
                 match (n.role, n.row_ms) {
-                    (Role::Leader, _) => "written".into(),
+                    (Role::Leader, _) if self.row_written => "written".into(),
                     (_, Some(ms)) => format!("{ms} ms"),
                     _ => "-".into(),
                 },
@@ -144,7 +147,7 @@ mod tests {
             address: "10.0.0.10".into(),
             in_recovery: Some(false),
             timeline: Some(1),
-            slots: vec![Slot { name: "pg2".into(), active: true, wal_held_bytes: Some(3 << 20), wal_status: Some("reserved".into()) }],
+            slots: vec![Slot { name: "pg2".into(), active: true, wal_held_bytes: Some(3 << 20), wal_status: Some("reserved".into()), inactive_since: None }],
             wal_dir_bytes: Some(1088 << 20),
             databases_bytes: Some(23_207_055),
             warnings: vec!["archiver failing (2 failures, last WAL 000000010000000000000003)".into()],
@@ -166,7 +169,7 @@ mod tests {
             wal_dir_bytes: Some(48 << 20),
             ..Default::default()
         };
-        Report { cluster: "c".into(), ok: true, elapsed_ms: 9, nodes: vec![leader, follower] }
+        Report { cluster: "c".into(), ok: true, elapsed_ms: 9, nodes: vec![leader, follower], row_written: true }
     }
 
     #[test]

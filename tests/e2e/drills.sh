@@ -164,6 +164,17 @@ rc=0
 [ "$rc" = 3 ] || fail "verify exited $rc with $f2 stopped, expected 3"
 held=$(awk -v n="$f2" '$1 == n {print $8, $9}' /tmp/drills-verify.$$)
 [[ $held =~ ^[0-9.]+\ (kB|MB|GB)$ ]] || fail "verify did not show the WAL $f2's slot holds: $(cat /tmp/drills-verify.$$)"
+# status shows it too, read from PostgreSQL without a test row; from 17 the
+# server says since when the slot is inactive (pg_replication_slots.inactive_since).
+"$CL" status "$spec" >/tmp/drills-status.$$ 2>&1 || fail "status failed with $f2 stopped: $(cat /tmp/drills-status.$$)"
+grep -Eq "^$f2 .* inactive +[0-9.]+ (kB|MB|GB) .*slot $f2 on $leader is not active" /tmp/drills-status.$$ ||
+  fail "status did not show the WAL $f2's slot holds: $(cat /tmp/drills-status.$$)"
+major=$(field 'p["version"]')
+if [ "${major%%.*}" -ge 17 ]; then
+  grep -Eq "slot $f2 on $leader is not active since 20[0-9-]+ [0-9:.]+" /tmp/drills-status.$$ ||
+    fail "status did not say since when $f2's slot is inactive: $(cat /tmp/drills-status.$$)"
+fi
+say "status: $(grep -E "^$f2 " /tmp/drills-status.$$ | tr -s ' ')"
 "$CL" fault "$spec" "$f2" heal
 "$CL" -q verify "$spec"
 [ "$(rows "$f2")" = "$(expect 1 2500)" ] || fail "$f2 did not catch up through its slot after heal: $(rows "$f2")"
@@ -313,7 +324,7 @@ grep -q "already" /tmp/drills-err.$$ || fail "promoting the leader: unclear erro
 if "$CL" promote "$spec" nosuchnode 2>/tmp/drills-err.$$; then fail "promoting a missing node was accepted"; fi
 if "$CL" rejoin "$spec" "$now_leader" 2>/tmp/drills-err.$$; then fail "rejoining the leader was accepted"; fi
 if "$CL" backup "$spec" --name b1 2>/tmp/drills-err.$$; then fail "a second backup named b1 was accepted"; fi
-rm -f /tmp/drills-err.$$ /tmp/drills-rejoin.$$ /tmp/drills-writes.$$ /tmp/drills-writes-json.$$ /tmp/drills-backup.$$
+rm -f /tmp/drills-status.$$ /tmp/drills-verify.$$ /tmp/drills-err.$$ /tmp/drills-rejoin.$$ /tmp/drills-writes.$$ /tmp/drills-writes-json.$$ /tmp/drills-backup.$$
 "$CL" -q verify "$spec"
 
 "$CL" fault "$spec" "$f1" pause
