@@ -156,7 +156,7 @@ pub fn verify_gated(plan: &Plan, password: &str, timeout: Duration, gate: Option
                 role: n.role,
                 upstream: n.upstream.clone(),
                 address: n.address.clone(),
-                problems: if answered == Some(true) { Vec::new() } else { vec![format!("{} does not answer (frozen, or its network is cut)", n.name)] },
+                problems: if answered == Some(true) { Vec::new() } else { vec![does_not_answer(n)] },
                 ..Default::default()
             }
         })
@@ -258,20 +258,40 @@ fn settled_views(plan: &Plan, password: &str, start: Instant, deadline: Instant)
 /// others still say what they see (a stopped follower's slot holding WAL on
 /// its upstream is what `fault slot-hold` is there to show).
 fn unreachable_nodes(plan: &Plan, password: &str, reports: &mut [NodeReport], e: &Error) {
-    let sql = metrics::ViewSql::new(&plan.facts);
-    for (r, n) in reports.iter_mut().zip(&plan.nodes) {
-        match connect(n, password, plan, Duration::from_secs(2)) {
-            Err(e) => r.problems.push(e.to_string().trim_start_matches("verify failed: ").to_string()),
-            Ok(mut c) => {
-                if let Ok(view) = node_view(&mut c, &sql) {
-                    own_view(plan, n, &view, r);
-                }
-            }
+    for ((r, n), view) in reports.iter_mut().zip(&plan.nodes).zip(views_now(plan, password, Duration::from_secs(2))) {
+        match view {
+            Ok(view) => own_view(plan, n, &view, r),
+            Err(e) => r.problems.push(problem_of(&e)),
         }
     }
     if reports.iter().all(|r| r.problems.is_empty()) {
         reports[0].problems.push(e.to_string());
     }
+}
+
+/// Every node's view as it is now, all at once, each within `timeout`:
+/// `before` gives up on a frozen node, which may take the connection and
+/// never answer.
+fn views_now(plan: &Plan, password: &str, timeout: Duration) -> Vec<Result<NodeView>> {
+    let deadline = Instant::now() + timeout;
+    let views = parallel(&plan.nodes, |n| {
+        let (node, p, pw) = (n.clone(), plan.clone(), password.to_string());
+        let view = before(deadline, move || {
+            let mut c = connect(&node, &pw, &p, timeout)?;
+            node_view(&mut c, &metrics::ViewSql::new(&p.facts))
+        });
+        Ok(view.unwrap_or_else(|| Err(Error::Verify(does_not_answer(n)))))
+    });
+    views.expect("each node's error is its own")
+}
+
+fn does_not_answer(n: &Node) -> String {
+    format!("{} does not answer (frozen, or its network is cut)", n.name)
+}
+
+/// A node's error as a line of the table.
+fn problem_of(e: &Error) -> String {
+    e.to_string().trim_start_matches("verify failed: ").to_string()
 }
 
 /// What every node says now, all at once, without a test row and without
@@ -281,19 +301,9 @@ fn unreachable_nodes(plan: &Plan, password: &str, reports: &mut [NodeReport], e:
 pub fn observe(plan: &Plan, password: &str) -> Report {
     let start = Instant::now();
     let mut reports = blank_reports(plan);
-    let views = parallel(&plan.nodes, |n| {
-        let (node, p, pw) = (n.clone(), plan.clone(), password.to_string());
-        // `before`: a frozen node may take the connection and never answer.
-        let view = before(start + OBSERVE_TIMEOUT, move || {
-            let mut c = connect(&node, &pw, &p, OBSERVE_TIMEOUT)?;
-            node_view(&mut c, &metrics::ViewSql::new(&p.facts))
-        });
-        Ok(view.unwrap_or_else(|| Err(Error::Verify(format!("{} does not answer (frozen, or its network is cut)", n.name)))))
-    })
-    .unwrap_or_default();
     let mut per_node = Vec::new();
-    for (r, view) in reports.iter_mut().zip(views) {
-        per_node.push(view.map_err(|e| r.problems.push(e.to_string().trim_start_matches("verify failed: ").to_string())).ok());
+    for (r, view) in reports.iter_mut().zip(views_now(plan, password, OBSERVE_TIMEOUT)) {
+        per_node.push(view.map_err(|e| r.problems.push(problem_of(&e))).ok());
     }
     check_views(plan, &per_node, &mut reports);
     let mut report = finish(plan, reports, start);
